@@ -1,0 +1,50 @@
+"""Fixtures shared by every test: the real PostgreSQL and Kafka that `make test` starts.
+
+`make test` exports ITSM_TEST_DATABASE_URL and ITSM_TEST_KAFKA; each test session gets a
+fresh database on that server. Unit tests of pure domain code need neither.
+"""
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable
+
+import asyncpg
+import pytest
+
+
+def _required(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        pytest.fail(f"{name} is not set: run the suite with `make test`, which starts Kafka and PostgreSQL")
+    return value
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    return _required("ITSM_TEST_KAFKA")
+
+
+@pytest.fixture(scope="session")
+async def database_url() -> AsyncIterator[str]:
+    """A fresh database for this test session, as a postgresql:// URL."""
+    server = _required("ITSM_TEST_DATABASE_URL")
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(server)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    yield server.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture(scope="session")
+def service_settings(database_url, kafka_bootstrap) -> Callable:
+    """Settings for a service under test: real database and Kafka, a schema per test module if asked."""
+
+    def make(settings_cls, **overrides):
+        values = {"database_url": database_url, "kafka_bootstrap_servers": kafka_bootstrap,
+                  "environment": "test", "log_json": False}
+        values.update(overrides)
+        return settings_cls(**values)
+
+    return make

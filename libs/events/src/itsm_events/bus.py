@@ -1,0 +1,381 @@
+"""Transports (Kafka, in-process), the outbox relay and the consumer dispatcher.
+
+Both transports give the same guarantees to the code above them: a record leaves the
+outbox only after the transport has it; a consumer's effects and its inbox row commit
+before the record is acknowledged; records with the same key are handled in order.
+"""
+
+import asyncio
+import logging
+import random
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+import sqlalchemy as sa
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from opentelemetry import trace
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from . import metrics
+from .envelope import Envelope, PoisonMessage, from_kafka, parse_data
+from .outbox import UnitOfWork, Wakeup, claim_inbox, headers_from_row
+from .topics import dead_letter_topic
+from .tracing import context_from_headers
+
+log = logging.getLogger("itsm.bus")
+tracer = trace.get_tracer("itsm.bus")
+
+
+@dataclass(frozen=True)
+class Message:
+    """One record as a transport carries it."""
+
+    topic: str
+    key: bytes | None
+    headers: dict[str, bytes]
+    value: bytes
+    partition: int = 0
+    offset: int = 0
+
+
+DispatchFn = Callable[[Message], Awaitable[None]]
+
+
+class Transport(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def send_many(self, messages: list[Message]) -> None: ...
+    def subscribe(self, topics: Iterable[str], group: str, dispatch: DispatchFn) -> None: ...
+    async def healthy(self) -> bool: ...
+
+
+# Kafka ---------------------------------------------------------------------------------
+
+
+@dataclass
+class KafkaTransport:
+    """aiokafka producer (acks=all, idempotent) and one consumer per subscribed group."""
+
+    bootstrap_servers: str
+    client_id: str
+    partitions: int = 3
+    _producer: AIOKafkaProducer | None = None
+    _subscriptions: list[tuple[tuple[str, ...], str, DispatchFn]] = field(default_factory=list)
+    _consumers: list[AIOKafkaConsumer] = field(default_factory=list)
+    _tasks: list[asyncio.Task] = field(default_factory=list)
+    _stopping: bool = False
+
+    def subscribe(self, topics: Iterable[str], group: str, dispatch: DispatchFn) -> None:
+        self._subscriptions.append((tuple(topics), group, dispatch))
+
+    async def ensure_topics(self, topics: Iterable[str]) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers, client_id=f"{self.client_id}-admin")
+        await admin.start()
+        try:
+            existing = set(await admin.list_topics())
+            missing = [t for t in dict.fromkeys(topics) if t not in existing]
+            if missing:
+                new = [NewTopic(name=t, num_partitions=self.partitions, replication_factor=1) for t in missing]
+                try:
+                    await admin.create_topics(new)
+                except TopicAlreadyExistsError:
+                    pass
+        finally:
+            await admin.close()
+
+    async def start(self) -> None:
+        from .topics import ALL
+
+        wanted = list(ALL)
+        for topics, group, _ in self._subscriptions:
+            wanted += [dead_letter_topic(t, group) for t in topics]
+        await self.ensure_topics(wanted)
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap_servers,
+            client_id=self.client_id,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=2,
+        )
+        await self._producer.start()
+        for topics, group, dispatch in self._subscriptions:
+            consumer = AIOKafkaConsumer(
+                *topics,
+                bootstrap_servers=self.bootstrap_servers,
+                client_id=self.client_id,
+                group_id=group,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                fetch_max_wait_ms=50,
+                session_timeout_ms=6000,
+                heartbeat_interval_ms=1500,
+                max_poll_interval_ms=300000,
+            )
+            await consumer.start()
+            self._consumers.append(consumer)
+            self._tasks.append(asyncio.create_task(self._consume(consumer, group, dispatch)))
+
+    async def _consume(self, consumer: AIOKafkaConsumer, group: str, dispatch: DispatchFn) -> None:
+        while not self._stopping:
+            try:
+                batches = await consumer.getmany(timeout_ms=500, max_records=500)
+                if batches:
+                    await asyncio.gather(*(self._drain(consumer, group, tp, records, dispatch)
+                                           for tp, records in batches.items()))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("consumer loop of %s failed; retrying", group)
+                await asyncio.sleep(1)
+
+    async def _drain(self, consumer, group, tp: TopicPartition, records, dispatch: DispatchFn) -> None:
+        for record in records:
+            await dispatch(Message(
+                topic=record.topic, key=record.key, headers=dict(record.headers or ()), value=record.value,
+                partition=record.partition, offset=record.offset,
+            ))
+            await consumer.commit({tp: record.offset + 1})
+        highwater = consumer.highwater(tp)
+        if highwater is not None:
+            metrics.CONSUMER_LAG.labels(group, tp.topic, str(tp.partition)).set(
+                max(0, highwater - records[-1].offset - 1))
+
+    async def send_many(self, messages: list[Message]) -> None:
+        assert self._producer is not None, "transport not started"
+        futures = [
+            await self._producer.send(m.topic, value=m.value, key=m.key, headers=list(m.headers.items()))
+            for m in messages
+        ]
+        await asyncio.gather(*futures)
+
+    async def healthy(self) -> bool:
+        if self._producer is None:
+            return False
+        try:
+            await asyncio.wait_for(self._producer.client.fetch_all_metadata(), 2)
+            return True
+        except Exception:
+            return False
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for consumer in self._consumers:
+            await consumer.stop()
+        if self._producer is not None:
+            await self._producer.stop()
+
+
+# In-process ----------------------------------------------------------------------------
+
+
+@dataclass
+class InProcessTransport:
+    """Standalone mode: a record is handed to every subscribed group before send returns.
+
+    The outbox row is marked published only after every group has committed its effects,
+    so a crash re-delivers from the outbox and the inboxes drop the duplicates.
+    """
+
+    _groups: dict[str, list[tuple[str, DispatchFn]]] = field(default_factory=lambda: defaultdict(list))
+    dead_letters: list[Message] = field(default_factory=list)
+
+    def subscribe(self, topics: Iterable[str], group: str, dispatch: DispatchFn) -> None:
+        for topic in topics:
+            self._groups[topic].append((group, dispatch))
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    async def send_many(self, messages: list[Message]) -> None:
+        for message in messages:
+            if message.topic.endswith(".dlq"):
+                self.dead_letters.append(message)
+                log.error("dead letter on %s: %s", message.topic, message.headers.get("error", b"").decode())
+                continue
+            for _group, dispatch in self._groups.get(message.topic, ()):
+                await dispatch(message)
+
+    async def healthy(self) -> bool:
+        return True
+
+
+# Relay ---------------------------------------------------------------------------------
+
+
+@dataclass
+class OutboxRelay:
+    """Publishes outbox rows in commit order; woken on commit, sweeps for orphans anyway."""
+
+    engine: AsyncEngine
+    outbox: sa.Table
+    transport: Transport
+    service: str
+    wakeup: Wakeup = field(default_factory=Wakeup)
+    batch_size: int = 500
+    sweep_seconds: float = 1.0
+    _task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"{self.service}-outbox-relay")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                while await self.publish_batch() == self.batch_size:
+                    pass
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("%s outbox relay failed; retrying", self.service)
+                await asyncio.sleep(1)
+            await self.wakeup.wait(self.sweep_seconds)
+
+    async def publish_batch(self) -> int:
+        """Publish up to batch_size unpublished rows; return how many were published."""
+        o = self.outbox
+        async with self.engine.connect() as conn:
+            async with conn.begin():
+                # The advisory lock keeps one relay per service (replicas included) so that
+                # rows are published in commit order.
+                locked = (await conn.execute(
+                    sa.select(sa.func.pg_try_advisory_xact_lock(sa.func.hashtext(f"outbox:{self.service}")))
+                )).scalar()
+                if not locked:
+                    return 0
+                rows = (await conn.execute(
+                    sa.select(o.c.id, o.c.topic, o.c.key, o.c.headers, o.c.payload, o.c.traceparent, o.c.created_at)
+                    .where(o.c.published_at.is_(None)).order_by(o.c.id).limit(self.batch_size)
+                )).all()
+                if not rows:
+                    metrics.OUTBOX_BACKLOG.labels(self.service).set(0)
+                    return 0
+                await self.transport.send_many([
+                    Message(topic=r.topic, key=r.key.encode() if r.key else None,
+                            headers=headers_from_row(r), value=r.payload)
+                    for r in rows
+                ])
+                now = datetime.now(UTC)
+                await conn.execute(o.update().where(o.c.id.in_([r.id for r in rows])).values(published_at=now))
+        for r in rows:
+            metrics.EVENTS_PUBLISHED.labels(self.service, r.topic).inc()
+            metrics.PUBLISH_LATENCY.labels(self.service).observe(max(0.0, (now - r.created_at).total_seconds()))
+        metrics.OUTBOX_BACKLOG.labels(self.service).set(len(rows) if len(rows) == self.batch_size else 0)
+        return len(rows)
+
+
+# Consuming -----------------------------------------------------------------------------
+
+
+Handler = Callable[[Envelope, BaseModel, UnitOfWork], Awaitable[None]]
+
+
+@dataclass
+class Dispatcher:
+    """Runs the handler of each consumed event inside a unit of work with an inbox row.
+
+    A record that cannot be parsed goes to the dead-letter topic at once; a handler that
+    keeps failing is retried `max_attempts` times with backoff, then dead-lettered.
+    """
+
+    group: str
+    handlers: dict[str, Handler]
+    uow_factory: Callable[[], UnitOfWork]
+    inbox: sa.Table
+    transport: Transport
+    max_attempts: int = 5
+    backoff_seconds: float = 0.2
+
+    @property
+    def topics(self) -> set[str]:
+        from .topics import ALL, topic_for_type
+
+        if "*" in self.handlers:
+            return set(ALL)
+        return {topic_for_type(t) for t in self.handlers}
+
+    async def dispatch(self, message: Message) -> None:
+        try:
+            envelope = from_kafka(message.headers, message.value)
+        except PoisonMessage as exc:
+            await self._dead_letter(message, exc, attempts=0)
+            return
+        handler = self.handlers.get(envelope.type) or self.handlers.get("*")
+        if handler is None:
+            metrics.EVENTS_CONSUMED.labels(self.group, envelope.type, "ignored").inc()
+            return
+        try:
+            data = parse_data(envelope) if envelope.type in self.handlers else None
+        except PoisonMessage as exc:
+            await self._dead_letter(message, exc, attempts=0)
+            return
+        parent = context_from_headers(message.headers)
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                with tracer.start_as_current_span(
+                    f"{self.group} process {envelope.type}", context=parent, kind=trace.SpanKind.CONSUMER,
+                    attributes={"messaging.system": "kafka", "messaging.destination.name": message.topic,
+                                "messaging.message.id": envelope.id, "messaging.consumer.group.name": self.group},
+                ):
+                    outcome = await self._handle_once(envelope, data, handler)
+                metrics.EVENTS_CONSUMED.labels(self.group, envelope.type, outcome).inc()
+                return
+            except Exception as exc:
+                metrics.HANDLER_ERRORS.labels(self.group, envelope.type).inc()
+                log.warning("%s failed on %s %s (attempt %d/%d): %r", self.group, envelope.type, envelope.id,
+                            attempt, self.max_attempts, exc)
+                if attempt == self.max_attempts:
+                    await self._dead_letter(message, exc, attempts=attempt)
+                    return
+                await asyncio.sleep(self.backoff_seconds * 2 ** (attempt - 1) * (0.5 + random.random()))
+
+    async def _handle_once(self, envelope: Envelope, data: BaseModel | None, handler: Handler) -> str:
+        async with self.uow_factory() as uow:
+            if not await claim_inbox(uow.conn, self.inbox, consumer=self.group, envelope=envelope):
+                return "duplicate"
+            log.info("%s handling %s %s", self.group, envelope.type, envelope.id)
+            await handler(envelope, data, uow)
+            await uow.commit()
+        return "processed"
+
+    async def _dead_letter(self, message: Message, exc: Exception, *, attempts: int) -> None:
+        topic = dead_letter_topic(message.topic, self.group)
+        headers = dict(message.headers)
+        headers.update({
+            "error": repr(exc)[:2000].encode(),
+            "error_type": type(exc).__name__.encode(),
+            "attempts": str(attempts).encode(),
+            "original_topic": message.topic.encode(),
+            "original_partition": str(message.partition).encode(),
+            "original_offset": str(message.offset).encode(),
+            "dead_lettered_at": datetime.now(UTC).isoformat().encode(),
+        })
+        log.error("%s dead-letters a record from %s@%d: %r", self.group, message.topic, message.offset, exc)
+        metrics.DEAD_LETTERS.labels(self.group, topic).inc()
+        metrics.EVENTS_CONSUMED.labels(self.group, headers.get("ce_type", b"?").decode(errors="replace"),
+                                       "dead_lettered").inc()
+        # Retries until the transport takes it: a dead letter must not be lost either.
+        while True:
+            try:
+                await self.transport.send_many([Message(topic=topic, key=message.key, headers=headers,
+                                                        value=message.value)])
+                return
+            except Exception:
+                log.exception("could not write dead letter to %s; retrying", topic)
+                await asyncio.sleep(1)

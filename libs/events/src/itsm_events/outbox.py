@@ -1,0 +1,140 @@
+"""Transactional outbox and inbox tables, and the unit of work that fills the outbox.
+
+A handler's domain writes and the outbox rows of the events it emits commit in one
+transaction; the relay publishes them afterwards. The inbox records (consumer, event id)
+in the same transaction as a consumer's effects, so a redelivered event is skipped.
+"""
+
+import asyncio
+import json
+from collections.abc import Callable
+from datetime import datetime
+
+import sqlalchemy as sa
+from pydantic import BaseModel
+from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from .envelope import Envelope, new_event, to_kafka
+from .topics import topic_for_type
+from .tracing import current_traceparent
+
+
+def messaging_tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table]:
+    """The outbox and inbox tables, added to a service's own metadata."""
+    outbox = sa.Table(
+        "outbox", metadata,
+        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+        sa.Column("event_id", sa.Text, nullable=False, unique=True),
+        sa.Column("event_type", sa.Text, nullable=False),
+        sa.Column("topic", sa.Text, nullable=False),
+        sa.Column("key", sa.Text, nullable=True),
+        sa.Column("headers", JSONB, nullable=False),
+        sa.Column("payload", sa.LargeBinary, nullable=False),
+        sa.Column("traceparent", sa.Text, nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Index("ix_outbox_unpublished", "id", postgresql_where=sa.text("published_at IS NULL")),
+    )
+    inbox = sa.Table(
+        "inbox", metadata,
+        sa.Column("consumer", sa.Text, primary_key=True),
+        sa.Column("event_id", sa.Text, primary_key=True),
+        sa.Column("event_type", sa.Text, nullable=False),
+        sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    )
+    return outbox, inbox
+
+
+def outbox_row(envelope: Envelope, key: str | None) -> dict:
+    headers, value = to_kafka(envelope)
+    return {
+        "event_id": envelope.id,
+        "event_type": envelope.type,
+        "topic": topic_for_type(envelope.type),
+        "key": key,
+        "headers": {k: v.decode("utf-8") for k, v in headers.items()},
+        "payload": value,
+        "traceparent": current_traceparent(),
+    }
+
+
+class UnitOfWork:
+    """One database transaction plus the events it emits (written to the outbox on commit)."""
+
+    def __init__(self, engine: AsyncEngine, outbox: sa.Table, *, source: str,
+                 on_commit: Callable[[], None] | None = None):
+        self._engine = engine
+        self._outbox = outbox
+        self._source = source
+        self._on_commit = on_commit
+        self._pending: list[dict] = []
+        self.emitted: list[Envelope] = []
+        self.conn: AsyncConnection
+
+    async def __aenter__(self) -> "UnitOfWork":
+        self.conn = await self._engine.connect()
+        await self.conn.begin()
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        try:
+            if self.conn.in_transaction():
+                await self.conn.rollback()
+        finally:
+            await self.conn.close()
+
+    def emit(self, data: BaseModel, *, key: str, subject: str | None = None,
+             time: datetime | None = None) -> Envelope:
+        """Record an event to publish if and only if this unit of work commits."""
+        envelope = new_event(data, source=self._source, subject=subject or key, time=time)
+        self._pending.append(outbox_row(envelope, key))
+        self.emitted.append(envelope)
+        return envelope
+
+    async def commit(self) -> None:
+        if self._pending:
+            await self.conn.execute(self._outbox.insert(), self._pending)
+            self._pending = []
+        await self.conn.commit()
+        if self.emitted and self._on_commit is not None:
+            self._on_commit()
+
+
+async def claim_inbox(conn: AsyncConnection, inbox: sa.Table, *, consumer: str, envelope: Envelope) -> bool:
+    """Record that `consumer` processes this event; False if it already did."""
+    stmt = (
+        insert(inbox)
+        .values(consumer=consumer, event_id=envelope.id, event_type=envelope.type)
+        .on_conflict_do_nothing()
+        .returning(inbox.c.event_id)
+    )
+    return (await conn.execute(stmt)).first() is not None
+
+
+def headers_from_row(row) -> dict[str, bytes]:
+    headers = {k: v.encode("utf-8") for k, v in row.headers.items()}
+    if row.traceparent:
+        headers["traceparent"] = row.traceparent.encode("ascii")
+    return headers
+
+
+def dumps(value) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+class Wakeup:
+    """A level-triggered signal: set by committers, awaited by a background worker."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    async def wait(self, timeout: float) -> None:
+        try:
+            await asyncio.wait_for(self._event.wait(), timeout)
+        except TimeoutError:
+            pass
+        self._event.clear()

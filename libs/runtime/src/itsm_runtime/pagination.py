@@ -1,0 +1,38 @@
+"""Keyset pagination: `?limit=&cursor=` -> {"items": [...], "next_cursor": ...}."""
+
+import base64
+import json
+from typing import Annotated, Any, Generic, TypeVar
+
+from fastapi import Query
+from pydantic import BaseModel
+
+from .errors import Problem
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = None
+
+
+def encode_cursor(values: list[Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values, default=str).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> list[Any] | None:
+    if not cursor:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except ValueError:
+        raise Problem(400, "cursor is not one this API returned") from None
+    if not isinstance(values, list):
+        raise Problem(400, "cursor is not one this API returned")
+    return values
+
+
+LimitParam = Annotated[int, Query(ge=1, le=500)]
+CursorParam = Annotated[str | None, Query()]

@@ -1,0 +1,8 @@
+"""Alembic environment of change-svc: migrates only this service's schema."""
+
+from alembic import context
+
+from change_svc.db.tables import metadata
+from itsm_runtime.db import run_migrations_online
+
+run_migrations_online(context, metadata)
