@@ -69,6 +69,7 @@ class UnitOfWork:
         self._source = source
         self._on_commit = on_commit
         self._pending: list[dict] = []
+        self._after_commit: list[Callable[[], None]] = []
         self.emitted: list[Envelope] = []
         self.conn: AsyncConnection
 
@@ -92,6 +93,10 @@ class UnitOfWork:
         self.emitted.append(envelope)
         return envelope
 
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once this unit of work has committed (e.g. schedule a timer it persisted)."""
+        self._after_commit.append(callback)
+
     async def commit(self) -> None:
         if self._pending:
             await self.conn.execute(self._outbox.insert(), self._pending)
@@ -99,6 +104,9 @@ class UnitOfWork:
         await self.conn.commit()
         if self.emitted and self._on_commit is not None:
             self._on_commit()
+        callbacks, self._after_commit = self._after_commit, []
+        for callback in callbacks:
+            callback()
 
 
 async def claim_inbox(conn: AsyncConnection, inbox: sa.Table, *, consumer: str, envelope: Envelope) -> bool:
