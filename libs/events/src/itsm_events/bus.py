@@ -187,18 +187,21 @@ class InProcessTransport:
 
     _groups: dict[str, list[tuple[str, DispatchFn]]] = field(default_factory=lambda: defaultdict(list))
     dead_letters: list[Message] = field(default_factory=list)
+    _open: asyncio.Event = field(default_factory=asyncio.Event)
 
     def subscribe(self, topics: Iterable[str], group: str, dispatch: DispatchFn) -> None:
         for topic in topics:
             self._groups[topic].append((group, dispatch))
 
     async def start(self) -> None:
-        return None
+        """Open delivery once every service has subscribed, so no group misses early records."""
+        self._open.set()
 
     async def stop(self) -> None:
-        return None
+        self._open.clear()
 
     async def send_many(self, messages: list[Message]) -> None:
+        await self._open.wait()
         for message in messages:
             if message.topic.endswith(".dlq"):
                 self.dead_letters.append(message)

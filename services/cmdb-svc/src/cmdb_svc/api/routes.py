@@ -1,0 +1,121 @@
+"""HTTP routes of cmdb-svc: parse, call one handler, shape the response."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header
+from fastapi.responses import JSONResponse
+
+from itsm_runtime.errors import Conflict, NotFound, Problem
+from itsm_runtime.idempotency import run_idempotent
+from itsm_runtime.pagination import CursorParam, LimitParam, decode_cursor, encode_cursor
+from itsm_runtime.service import RuntimeDep
+
+from .. import handlers
+from ..db import repository
+from ..db.tables import platform
+from ..domain.model import (
+    Ci, DuplicateRelationship, InvalidCi, InvalidRelationship, KeyTaken, Relationship, UnknownCi,
+)
+from .schemas import (
+    CiCreate, CiPage, CiRead, CiTypeName, RelationshipCreate, RelationshipPage, RelationshipRead,
+)
+
+router = APIRouter(prefix="/v1")
+cis = APIRouter(prefix="/cis", tags=["cis"])
+relationships = APIRouter(prefix="/relationships", tags=["relationships"])
+
+
+def _read_ci(ci: Ci) -> CiRead:
+    return CiRead(id=ci.id, name=ci.name, type=ci.type, key=ci.key, criticality=ci.criticality,
+                  attributes=ci.attributes, redundancy=ci.redundancy.as_dict() if ci.redundancy else None,
+                  created_at=ci.created_at, updated_at=ci.updated_at)
+
+
+def _read_relationship(relationship: Relationship) -> RelationshipRead:
+    return RelationshipRead(id=relationship.id, source_id=relationship.source_id, target_id=relationship.target_id,
+                            type=relationship.type, created_at=relationship.created_at)
+
+
+def _invalid(exc: InvalidCi | InvalidRelationship | UnknownCi, *, error_type: str = "value_error") -> Problem:
+    return Problem(422, str(exc), errors=[{"field": exc.field, "message": str(exc), "type": error_type}])
+
+
+@cis.post("", status_code=201, response_model=CiRead)
+async def create_ci(ci_in: CiCreate, runtime: RuntimeDep,
+                    idempotency_key: Annotated[str | None, Header()] = None):
+    """Add a configuration item; a key another CI holds is a 409."""
+    async with runtime.uow() as uow:
+        async def create():
+            try:
+                ci = await handlers.create_ci(uow, **ci_in.model_dump())
+            except KeyTaken as exc:
+                raise Conflict(str(exc), key=exc.key) from exc
+            except InvalidCi as exc:
+                raise _invalid(exc) from exc
+            return 201, _read_ci(ci).model_dump(mode="json")
+
+        status, body = await run_idempotent(uow.conn, platform["idempotency"], key=idempotency_key,
+                                            scope="POST /v1/cis", request=ci_in.model_dump(mode="json"),
+                                            action=create)
+        await uow.commit()
+    return JSONResponse(body, status_code=status)
+
+
+@cis.get("/{ci_id}", response_model=CiRead)
+async def get_ci(ci_id: str, runtime: RuntimeDep):
+    async with runtime.engine.connect() as conn:
+        ci = await repository.get_ci(conn, ci_id)
+    if ci is None:
+        raise NotFound("CI", ci_id)
+    return _read_ci(ci)
+
+
+@cis.get("", response_model=CiPage)
+async def list_cis(runtime: RuntimeDep, type: CiTypeName | None = None, limit: LimitParam = 50,
+                   cursor: CursorParam = None):
+    after = decode_cursor(cursor)
+    async with runtime.engine.connect() as conn:
+        items, last = await repository.list_cis(conn, type=type, after_seq=int(after[0]) if after else None,
+                                                limit=limit)
+    return CiPage(items=[_read_ci(c) for c in items], next_cursor=encode_cursor([last]) if last else None)
+
+
+@cis.get("/{ci_id}/relationships", response_model=RelationshipPage)
+async def list_ci_relationships(ci_id: str, runtime: RuntimeDep, limit: LimitParam = 50,
+                                cursor: CursorParam = None):
+    """Relationships in which the CI is the source or the target."""
+    after = decode_cursor(cursor)
+    async with runtime.engine.connect() as conn:
+        if await repository.get_ci(conn, ci_id) is None:
+            raise NotFound("CI", ci_id)
+        items, last = await repository.list_relationships(conn, ci_id=ci_id,
+                                                          after_seq=int(after[0]) if after else None, limit=limit)
+    return RelationshipPage(items=[_read_relationship(r) for r in items],
+                            next_cursor=encode_cursor([last]) if last else None)
+
+
+@relationships.post("", status_code=201, response_model=RelationshipRead)
+async def create_relationship(relationship_in: RelationshipCreate, runtime: RuntimeDep,
+                              idempotency_key: Annotated[str | None, Header()] = None):
+    """Relate two CIs; an unknown CI or a self-loop is a 422, an exact repeat a 409."""
+    async with runtime.uow() as uow:
+        async def create():
+            try:
+                relationship = await handlers.create_relationship(uow, **relationship_in.model_dump())
+            except DuplicateRelationship as exc:
+                raise Conflict(str(exc)) from exc
+            except InvalidRelationship as exc:
+                raise _invalid(exc) from exc
+            except UnknownCi as exc:
+                raise _invalid(exc, error_type="not_found") from exc
+            return 201, _read_relationship(relationship).model_dump(mode="json")
+
+        status, body = await run_idempotent(uow.conn, platform["idempotency"], key=idempotency_key,
+                                            scope="POST /v1/relationships",
+                                            request=relationship_in.model_dump(mode="json"), action=create)
+        await uow.commit()
+    return JSONResponse(body, status_code=status)
+
+
+router.include_router(cis)
+router.include_router(relationships)

@@ -1,0 +1,139 @@
+"""HTTP routes of sla-svc: parse, call one handler, shape the response."""
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Header
+from fastapi.responses import JSONResponse
+
+from itsm_runtime.errors import NotFound, Problem
+from itsm_runtime.idempotency import run_idempotent
+from itsm_runtime.pagination import CursorParam, LimitParam, decode_cursor, encode_cursor
+from itsm_runtime.service import RuntimeDep
+
+from .. import handlers
+from ..db import repository
+from ..db.tables import platform
+from ..domain.agreement import Agreement, InvalidAgreement, Target
+from ..domain.calendar import BUILT_IN
+from ..domain.clock import Clock
+from .schemas import (
+    AgreementCreate, AgreementPage, AgreementRead, CalendarRead, ClockPage, ClockRead, ComplianceRead,
+    TargetCompliance, TargetIn,
+)
+
+router = APIRouter(prefix="/v1", tags=["sla"])
+
+
+def _agreement_read(agreement: Agreement) -> AgreementRead:
+    return AgreementRead(
+        id=agreement.id, name=agreement.name, service_id=agreement.service_id, customer_id=agreement.customer_id,
+        calendar_id=agreement.calendar_id,
+        targets=[TargetIn(metric=t.metric, priority=t.priority, within=t.within) for t in agreement.targets],
+        warning_thresholds=list(agreement.warning_thresholds), pause_on=list(agreement.pause_on),
+        created_at=agreement.extra["created_at"],
+    )
+
+
+def _clock_read(clock: Clock, now: datetime) -> ClockRead:
+    calendar = handlers.calendar_of(clock)
+    return ClockRead(
+        id=clock.id, agreement_id=clock.agreement_id, incident_id=clock.incident_id, service_id=clock.service_id,
+        customer_id=clock.customer_id, metric=clock.metric, priority=clock.priority, stage=str(clock.stage),
+        breached=clock.breached, started_at=clock.started_at, deadline=clock.deadline,
+        breached_at=clock.breached_at, completed_at=clock.completed_at,
+        elapsed_seconds=round(clock.elapsed(calendar, now), 3), remaining_seconds=round(clock.remaining(calendar, now), 3),
+        percent=round(clock.percent(calendar, now), 2), warnings_fired=clock.warnings_fired,
+    )
+
+
+@router.get("/calendars", response_model=list[CalendarRead], tags=["calendars"])
+async def list_calendars():
+    """Business calendars; `24x7` is built in."""
+    return [CalendarRead(id=c.id, name="24 hours, 7 days", timezone="UTC") for c in BUILT_IN.values()]
+
+
+@router.post("/agreements", status_code=201, response_model=AgreementRead, tags=["agreements"])
+async def create_agreement(agreement_in: AgreementCreate, runtime: RuntimeDep,
+                           idempotency_key: Annotated[str | None, Header()] = None):
+    """Create an agreement with response/resolution targets per priority."""
+    if agreement_in.calendar_id not in BUILT_IN:
+        raise Problem(422, f"calendar {agreement_in.calendar_id!r} does not exist")
+    try:
+        agreement = Agreement(
+            id=str(uuid.uuid4()), name=agreement_in.name, service_id=agreement_in.service_id,
+            customer_id=agreement_in.customer_id, calendar_id=agreement_in.calendar_id,
+            targets=tuple(Target(metric=t.metric, priority=t.priority, within=t.within) for t in agreement_in.targets),
+            warning_thresholds=tuple(agreement_in.warning_thresholds), pause_on=tuple(agreement_in.pause_on),
+        )
+    except InvalidAgreement as exc:
+        raise Problem(422, str(exc)) from exc
+    async with runtime.uow() as uow:
+        async def create():
+            await handlers.create_agreement(uow, agreement)
+            stored = await repository.get_agreement(uow.conn, agreement.id)
+            return 201, _agreement_read(stored).model_dump(mode="json")
+
+        status, body = await run_idempotent(uow.conn, platform["idempotency"], key=idempotency_key,
+                                            scope="POST /v1/agreements",
+                                            request=agreement_in.model_dump(mode="json"), action=create)
+        await uow.commit()
+    return JSONResponse(body, status_code=status)
+
+
+@router.get("/agreements/{agreement_id}", response_model=AgreementRead, tags=["agreements"])
+async def get_agreement(agreement_id: str, runtime: RuntimeDep):
+    async with runtime.engine.connect() as conn:
+        agreement = await repository.get_agreement(conn, agreement_id)
+    if agreement is None:
+        raise NotFound("agreement", agreement_id)
+    return _agreement_read(agreement)
+
+
+@router.get("/agreements", response_model=AgreementPage, tags=["agreements"])
+async def list_agreements(runtime: RuntimeDep, service_id: str | None = None, limit: LimitParam = 50,
+                          cursor: CursorParam = None):
+    after = decode_cursor(cursor)
+    async with runtime.engine.connect() as conn:
+        items, last = await repository.list_agreements(conn, service_id=service_id,
+                                                       after_seq=int(after[0]) if after else None, limit=limit)
+    return AgreementPage(items=[_agreement_read(a) for a in items],
+                         next_cursor=encode_cursor([last]) if last else None)
+
+
+@router.get("/clocks", response_model=ClockPage, tags=["clocks"])
+async def list_clocks(runtime: RuntimeDep, incident_id: str | None = None, agreement_id: str | None = None,
+                      stage: str | None = None, limit: LimitParam = 100, cursor: CursorParam = None):
+    """SLA clocks with elapsed and remaining time as of now."""
+    if stage is not None and stage not in ("running", "paused", "completed", "cancelled"):
+        raise Problem(422, f"unknown stage {stage!r}")
+    after = decode_cursor(cursor)
+    async with runtime.engine.connect() as conn:
+        items, last = await repository.list_clocks(conn, incident_id=incident_id, agreement_id=agreement_id,
+                                                   stage=stage, after_seq=int(after[0]) if after else None,
+                                                   limit=limit)
+    now = datetime.now(UTC)
+    return ClockPage(items=[_clock_read(c, now) for c in items], next_cursor=encode_cursor([last]) if last else None)
+
+
+@router.get("/agreements/{agreement_id}/compliance", response_model=ComplianceRead, tags=["agreements"])
+async def agreement_compliance(agreement_id: str, runtime: RuntimeDep):
+    """Every target of the agreement: clocks met, breached and running, percent met, status."""
+    async with runtime.engine.connect() as conn:
+        agreement = await repository.get_agreement(conn, agreement_id)
+        if agreement is None:
+            raise NotFound("agreement", agreement_id)
+        counts = {(r.metric, r.priority): r for r in await repository.compliance_counts(conn, agreement_id)}
+    targets = []
+    for target in agreement.targets:
+        row = counts.get((target.metric, target.priority))
+        met, breached, running, warned = (row.met, row.breached, row.open, row.warned) if row else (0, 0, 0, 0)
+        done = met + breached
+        status = "breached" if breached else ("at_risk" if warned else "ok")
+        targets.append(TargetCompliance(metric=target.metric, priority=target.priority, within=target.within,
+                                        met=met, breached=breached, running=running,
+                                        percent_met=round(100.0 * met / done, 2) if done else None, status=status))
+    overall = "breached" if any(t.status == "breached" for t in targets) else (
+        "at_risk" if any(t.status == "at_risk" for t in targets) else "ok")
+    return ComplianceRead(agreement_id=agreement_id, status=overall, targets=targets, computed_at=datetime.now(UTC))

@@ -1,0 +1,142 @@
+"""Loading and saving agreements and clocks with SQLAlchemy Core."""
+
+from datetime import timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..domain.agreement import Agreement, Target
+from ..domain.calendar import BUILT_IN
+from ..domain.clock import Clock, Stage
+from .tables import agreements, clocks
+
+_CLOCK_FIELDS = [c.name for c in clocks.columns if c.name not in ("created_seq", "next_due_at")]
+
+
+def agreement_from_row(row) -> Agreement:
+    return Agreement(
+        id=row.id, name=row.name, service_id=row.service_id, customer_id=row.customer_id,
+        calendar_id=row.calendar_id,
+        targets=tuple(Target(metric=t["metric"], priority=t["priority"], within=timedelta(seconds=t["seconds"]))
+                      for t in row.targets),
+        warning_thresholds=tuple(row.warning_thresholds), pause_on=tuple(row.pause_on),
+        extra={"created_at": row.created_at},
+    )
+
+
+async def add_agreement(conn: AsyncConnection, agreement: Agreement, *, created_at) -> None:
+    await conn.execute(agreements.insert().values(
+        id=agreement.id, name=agreement.name, service_id=agreement.service_id, customer_id=agreement.customer_id,
+        calendar_id=agreement.calendar_id,
+        targets=[{"metric": t.metric, "priority": t.priority, "seconds": t.within.total_seconds()}
+                 for t in agreement.targets],
+        warning_thresholds=list(agreement.warning_thresholds), pause_on=list(agreement.pause_on),
+        created_at=created_at,
+    ))
+
+
+async def get_agreement(conn: AsyncConnection, agreement_id: str) -> Agreement | None:
+    row = (await conn.execute(sa.select(agreements).where(agreements.c.id == agreement_id))).first()
+    return agreement_from_row(row) if row else None
+
+
+async def agreements_for_service(conn: AsyncConnection, service_id: str) -> list[Agreement]:
+    rows = (await conn.execute(sa.select(agreements).where(agreements.c.service_id == service_id)
+                               .order_by(agreements.c.created_seq))).all()
+    return [agreement_from_row(r) for r in rows]
+
+
+async def list_agreements(conn: AsyncConnection, *, service_id: str | None, after_seq: int | None,
+                          limit: int) -> tuple[list[Agreement], int | None]:
+    stmt = sa.select(agreements).order_by(agreements.c.created_seq).limit(limit + 1)
+    if service_id:
+        stmt = stmt.where(agreements.c.service_id == service_id)
+    if after_seq is not None:
+        stmt = stmt.where(agreements.c.created_seq > after_seq)
+    rows = (await conn.execute(stmt)).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return [agreement_from_row(r) for r in rows], (rows[-1].created_seq if more else None)
+
+
+def clock_from_row(row) -> Clock:
+    values = {name: getattr(row, name) for name in _CLOCK_FIELDS}
+    values["stage"] = Stage(values["stage"])
+    values["thresholds"] = tuple(values["thresholds"])
+    return Clock(**values)
+
+
+def _clock_row(clock: Clock) -> dict:
+    row = {name: getattr(clock, name) for name in _CLOCK_FIELDS}
+    row["stage"] = str(clock.stage)
+    row["thresholds"] = list(clock.thresholds)
+    row["next_due_at"] = clock.next_due(BUILT_IN[clock.calendar_id])
+    return row
+
+
+async def add_clock(conn: AsyncConnection, clock: Clock) -> bool:
+    """Insert a clock unless its (agreement, incident, metric) already has one."""
+    stmt = insert(clocks).values(**_clock_row(clock)).on_conflict_do_nothing().returning(clocks.c.id)
+    return (await conn.execute(stmt)).first() is not None
+
+
+async def save_clock(conn: AsyncConnection, clock: Clock) -> None:
+    await conn.execute(clocks.update().where(clocks.c.id == clock.id).values(**_clock_row(clock)))
+
+
+async def get_clock(conn: AsyncConnection, clock_id: str, *, for_update: bool = False) -> Clock | None:
+    stmt = sa.select(clocks).where(clocks.c.id == clock_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    row = (await conn.execute(stmt)).first()
+    return clock_from_row(row) if row else None
+
+
+async def clocks_of_incident(conn: AsyncConnection, incident_id: str, *, for_update: bool = False) -> list[Clock]:
+    stmt = sa.select(clocks).where(clocks.c.incident_id == incident_id).order_by(clocks.c.created_seq)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return [clock_from_row(r) for r in (await conn.execute(stmt)).all()]
+
+
+async def list_clocks(conn: AsyncConnection, *, incident_id: str | None, agreement_id: str | None,
+                      stage: str | None, after_seq: int | None, limit: int) -> tuple[list[Clock], int | None]:
+    stmt = sa.select(clocks).order_by(clocks.c.created_seq).limit(limit + 1)
+    if incident_id:
+        stmt = stmt.where(clocks.c.incident_id == incident_id)
+    if agreement_id:
+        stmt = stmt.where(clocks.c.agreement_id == agreement_id)
+    if stage:
+        stmt = stmt.where(clocks.c.stage == stage)
+    if after_seq is not None:
+        stmt = stmt.where(clocks.c.created_seq > after_seq)
+    rows = (await conn.execute(stmt)).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return [clock_from_row(r) for r in rows], (rows[-1].created_seq if more else None)
+
+
+async def due_clocks(conn: AsyncConnection) -> list[tuple[str, object]]:
+    """(clock id, next due instant) of every clock a timer must wake, for start-up."""
+    rows = await conn.execute(sa.select(clocks.c.id, clocks.c.next_due_at).where(clocks.c.next_due_at.is_not(None)))
+    return [(r.id, r.next_due_at) for r in rows]
+
+
+async def compliance_counts(conn: AsyncConnection, agreement_id: str) -> list:
+    """Per (metric, priority): clocks met, breached, running/paused, and the largest elapsed share."""
+    c = clocks
+    done = c.c.stage == "completed"
+    stmt = (
+        sa.select(
+            c.c.metric, c.c.priority,
+            sa.func.count().filter(done & ~c.c.breached).label("met"),
+            sa.func.count().filter(c.c.breached).label("breached"),
+            sa.func.count().filter(c.c.stage.in_(["running", "paused"])).label("open"),
+            sa.func.count().filter(c.c.stage.in_(["running", "paused"]) & ~c.c.breached
+                                   & (c.c.warnings_fired > 0)).label("warned"),
+        )
+        .where(c.c.agreement_id == agreement_id)
+        .group_by(c.c.metric, c.c.priority)
+    )
+    return (await conn.execute(stmt)).all()

@@ -1,0 +1,50 @@
+"""sla-svc tables (schema `sla`)."""
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+from itsm_runtime.service import platform_tables
+
+metadata = sa.MetaData()
+platform = platform_tables(metadata)
+
+agreements = sa.Table(
+    "agreements", metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("service_id", sa.Text, nullable=False, index=True),
+    sa.Column("customer_id", sa.Text),
+    sa.Column("calendar_id", sa.Text, nullable=False),
+    sa.Column("targets", JSONB, nullable=False),
+    sa.Column("warning_thresholds", JSONB, nullable=False),
+    sa.Column("pause_on", JSONB, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_seq", sa.BigInteger, sa.Identity(), nullable=False, unique=True),
+)
+
+clocks = sa.Table(
+    "clocks", metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("agreement_id", sa.Text, sa.ForeignKey("agreements.id"), nullable=False, index=True),
+    sa.Column("incident_id", sa.Text, nullable=False, index=True),
+    sa.Column("service_id", sa.Text, nullable=False),
+    sa.Column("customer_id", sa.Text),
+    sa.Column("metric", sa.Text, nullable=False),
+    sa.Column("priority", sa.SmallInteger, nullable=False),
+    sa.Column("target_seconds", sa.Float, nullable=False),
+    sa.Column("thresholds", JSONB, nullable=False),
+    sa.Column("calendar_id", sa.Text, nullable=False),
+    sa.Column("stage", sa.Text, nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("deadline", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("accumulated_seconds", sa.Float, nullable=False),
+    sa.Column("running_since", sa.DateTime(timezone=True)),
+    sa.Column("warnings_fired", sa.SmallInteger, nullable=False),
+    sa.Column("breached", sa.Boolean, nullable=False),
+    sa.Column("breached_at", sa.DateTime(timezone=True)),
+    sa.Column("completed_at", sa.DateTime(timezone=True)),
+    sa.Column("next_due_at", sa.DateTime(timezone=True)),
+    sa.Column("created_seq", sa.BigInteger, sa.Identity(), nullable=False, unique=True),
+    sa.UniqueConstraint("agreement_id", "incident_id", "metric", name="uq_clock_per_target"),
+    sa.Index("ix_clocks_due", "next_due_at", postgresql_where=sa.text("next_due_at IS NOT NULL")),
+)

@@ -1,0 +1,136 @@
+"""Use cases of sla-svc: agreements, clocks driven by incident events, and durable timers."""
+
+import uuid
+from datetime import UTC, datetime
+
+from itsm_events import Envelope, UnitOfWork, schemas
+from itsm_runtime.scheduler import Scheduler
+
+from .db import repository
+from .domain.agreement import Agreement
+from .domain.calendar import BUILT_IN, Calendar
+from .domain.clock import Breached, Clock, Stage, Stopped, Warned
+
+
+def calendar_of(clock_or_agreement) -> Calendar:
+    return BUILT_IN[clock_or_agreement.calendar_id]
+
+
+class ClockTimers:
+    """Wakes each clock at its next warning or deadline; the due times themselves are in the database."""
+
+    def __init__(self, uow_factory, *, concurrency: int = 64):
+        self._uow_factory = uow_factory
+        self.scheduler = Scheduler(self.fire, name="sla-clocks", concurrency=concurrency)
+
+    async def start(self, conn) -> int:
+        """Load every pending timer (those that fell due while we were down fire at once)."""
+        due = await repository.due_clocks(conn)
+        for clock_id, at in due:
+            self.scheduler.schedule(clock_id, at)
+        self.scheduler.start()
+        return len(due)
+
+    def track(self, clock: Clock) -> None:
+        """Schedule (or drop) the clock's timer; call after the clock's state is committed."""
+        due = clock.next_due(calendar_of(clock))
+        if due is None:
+            self.scheduler.cancel(clock.id)
+        else:
+            self.scheduler.schedule(clock.id, due)
+
+    async def fire(self, clock_id: str) -> None:
+        async with self._uow_factory() as uow:
+            clock = await repository.get_clock(uow.conn, clock_id, for_update=True)
+            if clock is None:
+                return
+            clock.fire(calendar_of(clock), datetime.now(UTC))
+            await repository.save_clock(uow.conn, clock)
+            publish(uow, clock)
+            uow.after_commit(lambda: self.track(clock))
+            await uow.commit()
+
+
+def publish(uow: UnitOfWork, clock: Clock) -> None:
+    """Map what happened to the clock to public events, each stamped with its own instant."""
+    ref = {"clock_id": clock.id, "agreement_id": clock.agreement_id, "incident_id": clock.incident_id,
+           "service_id": clock.service_id, "customer_id": clock.customer_id, "metric": clock.metric,
+           "priority": clock.priority, "deadline": clock.deadline}
+    for event in clock.events:
+        match event:
+            case Warned(threshold=threshold, at=at):
+                data = schemas.SlaWarning(**ref, threshold=threshold, warned_at=at)
+            case Breached(at=at):
+                data = schemas.SlaBreached(**ref, breached_at=at)
+            case Stopped(met=met, at=at, elapsed_seconds=elapsed):
+                data = schemas.ClockStopped(**ref, met=met, stopped_at=at, elapsed_seconds=elapsed)
+            case _:
+                raise TypeError(f"no public event for {event!r}")
+        uow.emit(data, key=clock.incident_id, subject=clock.id, time=event.at)
+    clock.events.clear()
+
+
+async def create_agreement(uow: UnitOfWork, agreement: Agreement) -> Agreement:
+    created_at = datetime.now(UTC)
+    await repository.add_agreement(uow.conn, agreement, created_at=created_at)
+    uow.emit(schemas.AgreementCreated(agreement_id=agreement.id, name=agreement.name,
+                                      service_id=agreement.service_id, customer_id=agreement.customer_id),
+             key=agreement.id, time=created_at)
+    return agreement
+
+
+class IncidentEventHandlers:
+    """How incident events move clocks; consumer.py maps event types to these methods."""
+
+    def __init__(self, timers: ClockTimers):
+        self.timers = timers
+
+    async def on_incident_opened(self, envelope: Envelope, data: schemas.IncidentOpened, uow: UnitOfWork) -> None:
+        started: list[Clock] = []
+        for agreement in await repository.agreements_for_service(uow.conn, data.service_id):
+            if not agreement.covers(service_id=data.service_id, customer_id=data.customer_id):
+                continue
+            for target in agreement.targets_for(data.priority):
+                clock = Clock.start(
+                    id=str(uuid.uuid4()), agreement_id=agreement.id, incident_id=data.incident_id,
+                    service_id=data.service_id, customer_id=data.customer_id, metric=target.metric,
+                    priority=data.priority, target_seconds=target.within.total_seconds(),
+                    thresholds=agreement.warning_thresholds, calendar=calendar_of(agreement),
+                    at=data.opened_at.astimezone(UTC),
+                )
+                if await repository.add_clock(uow.conn, clock):
+                    uow.emit(schemas.ClockStarted(
+                        clock_id=clock.id, agreement_id=clock.agreement_id, incident_id=clock.incident_id,
+                        service_id=clock.service_id, customer_id=clock.customer_id, metric=clock.metric,
+                        priority=clock.priority, deadline=clock.deadline, started_at=clock.started_at,
+                    ), key=clock.incident_id, subject=clock.id, time=clock.started_at)
+                    started.append(clock)
+        uow.after_commit(lambda: [self.timers.track(c) for c in started])
+
+    async def on_status_changed(self, envelope: Envelope, data: schemas.IncidentStatusChanged,
+                                uow: UnitOfWork) -> None:
+        at = data.changed_at.astimezone(UTC)
+        changed: list[Clock] = []
+        agreements: dict[str, Agreement | None] = {}
+        for clock in await repository.clocks_of_incident(uow.conn, data.incident_id, for_update=True):
+            if clock.stage in (Stage.COMPLETED, Stage.CANCELLED):
+                continue
+            if clock.agreement_id not in agreements:
+                agreements[clock.agreement_id] = await repository.get_agreement(uow.conn, clock.agreement_id)
+            pause_on = agreements[clock.agreement_id].pause_on
+            calendar = calendar_of(clock)
+            if clock.metric == "response" and data.from_status == "new":
+                clock.stop(calendar, at)
+            elif clock.metric == "resolution" and data.to_status in ("resolved", "closed"):
+                clock.stop(calendar, at)
+            elif data.to_status in pause_on:
+                clock.pause(calendar, at)
+            elif data.from_status in pause_on:
+                clock.resume(calendar, at)
+            else:
+                continue
+            await repository.save_clock(uow.conn, clock)
+            publish(uow, clock)
+            changed.append(clock)
+        uow.after_commit(lambda: [self.timers.track(c) for c in changed])
+

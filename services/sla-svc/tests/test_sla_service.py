@@ -1,0 +1,253 @@
+"""sla-svc on real PostgreSQL and Kafka, fed by a real incident-svc over Kafka (both in this process)."""
+
+import asyncio
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from aiokafka import AIOKafkaProducer
+
+from incident_svc.main import create_app as create_incident_app
+from incident_svc.settings import Settings as IncidentSettings
+from itsm_events import new_event, schemas, to_kafka, topics
+from itsm_runtime.testing import eventually, read_topic, running_app
+from sla_svc.db.tables import platform
+from sla_svc.main import create_app as create_sla_app
+from sla_svc.settings import Settings as SlaSettings
+
+
+@pytest.fixture(scope="module")
+async def sla_app(service_settings):
+    return create_sla_app(service_settings(SlaSettings, db_schema=f"sla_{uuid.uuid4().hex[:6]}"))
+
+
+@pytest.fixture(scope="module")
+async def sla(sla_app):
+    async with running_app(sla_app) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+async def incidents(service_settings, sla):
+    app = create_incident_app(service_settings(IncidentSettings, db_schema=f"incident_{uuid.uuid4().hex[:6]}"))
+    async with running_app(app) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+async def producer(kafka_bootstrap):
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await producer.start()
+    yield producer
+    await producer.stop()
+
+
+async def make_agreement(sla, *, within="PT2S", metric="resolution", priority=1, **extra) -> dict:
+    service_id = extra.pop("service_id", f"svc-{uuid.uuid4().hex[:8]}")
+    body = {"name": "Gold", "service_id": service_id,
+            "targets": [{"metric": metric, "priority": priority, "within": within}], **extra}
+    response = await sla.post("/v1/agreements", json=body)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def clocks_of(sla, incident_id: str) -> list[dict]:
+    return (await sla.get("/v1/clocks", params={"incident_id": incident_id})).json()["items"]
+
+
+async def test_agreement_round_trip_keeps_iso_durations(sla):
+    agreement = await make_agreement(sla, within="PT4H")
+    assert agreement["targets"][0]["within"] == "PT4H"
+    assert agreement["calendar_id"] == "24x7" and agreement["warning_thresholds"] == [0.5, 0.75, 0.9]
+    fetched = (await sla.get(f"/v1/agreements/{agreement['id']}")).json()
+    assert fetched == agreement
+
+
+async def test_bad_agreements_are_problems(sla):
+    for body in ({"name": "x", "service_id": "s", "targets": []},
+                 {"name": "x", "service_id": "s", "targets": [{"metric": "resolution", "priority": 1, "within": "4h"}]},
+                 {"name": "x", "service_id": "s", "targets": [{"metric": "resolution", "priority": 1, "within": "PT1H"}],
+                  "warning_thresholds": [0.9, 0.5]},
+                 {"name": "x", "service_id": "s", "calendar_id": "nope",
+                  "targets": [{"metric": "resolution", "priority": 1, "within": "PT1H"}]}):
+        response = await sla.post("/v1/agreements", json=body)
+        assert response.status_code == 422, body
+        assert response.headers["content-type"] == "application/problem+json"
+    assert (await sla.get(f"/v1/agreements/{uuid.uuid4()}/compliance")).status_code == 404
+
+
+async def test_p1_incident_breaches_at_the_deadline(sla, incidents, kafka_bootstrap):
+    agreement = await make_agreement(sla, within="PT2S")
+    incident = (await incidents.post("/v1/incidents", json={
+        "title": "down", "service_id": agreement["service_id"], "impact": 1, "urgency": 1})).json()
+    clocks = await eventually(lambda: clocks_of(sla, incident["id"]))
+    assert clocks[0]["stage"] == "running" and clocks[0]["metric"] == "resolution"
+
+    def breached(records):
+        return [r for r in records if dict(r.headers)["ce_type"] == b"itsm.sla.breached"
+                and json.loads(r.value)["incident_id"] == incident["id"]]
+
+    records = breached(await read_topic(kafka_bootstrap, topics.SLA, until=breached, timeout=15))
+    assert len(records) == 1
+    data = json.loads(records[0].value)
+    deadline = datetime.fromisoformat(data["deadline"])
+    assert deadline == datetime.fromisoformat(incident["opened_at"]) + timedelta(seconds=2)
+    assert datetime.fromisoformat(data["breached_at"]) == deadline
+    assert dict(records[0].headers)["ce_time"].decode().startswith(deadline.strftime("%Y-%m-%dT%H:%M:%S"))
+    clock = (await clocks_of(sla, incident["id"]))[0]
+    assert clock["breached"] is True and clock["stage"] == "running"
+    compliance = (await sla.get(f"/v1/agreements/{agreement['id']}/compliance")).json()
+    assert compliance["status"] == "breached" and compliance["targets"][0]["breached"] == 1
+
+
+async def test_incident_resolved_in_time_completes_the_clock_as_met(sla, incidents):
+    agreement = await make_agreement(sla, within="PT1H")
+    incident = (await incidents.post("/v1/incidents", json={
+        "title": "slow", "service_id": agreement["service_id"], "impact": 1, "urgency": 1})).json()
+    await eventually(lambda: clocks_of(sla, incident["id"]))
+    await incidents.patch(f"/v1/incidents/{incident['id']}", json={"status": "resolved"})
+
+    async def completed():
+        clocks = await clocks_of(sla, incident["id"])
+        return clocks if clocks[0]["stage"] == "completed" else None
+
+    clock = (await eventually(completed))[0]
+    assert clock["breached"] is False
+    compliance = (await sla.get(f"/v1/agreements/{agreement['id']}/compliance")).json()
+    assert compliance["targets"][0] | {"within": None} == {
+        "metric": "resolution", "priority": 1, "within": None, "met": 1, "breached": 0, "running": 0,
+        "percent_met": 100.0, "status": "ok"}
+
+
+async def test_on_hold_pauses_and_resumes_the_clock(sla, incidents):
+    agreement = await make_agreement(sla, within="PT1H")
+    incident = (await incidents.post("/v1/incidents", json={
+        "title": "wait", "service_id": agreement["service_id"], "impact": 1, "urgency": 1})).json()
+    await eventually(lambda: clocks_of(sla, incident["id"]))
+    url = f"/v1/incidents/{incident['id']}"
+    await incidents.patch(url, json={"status": "on_hold", "hold_reason": "customer"})
+
+    async def stage_is(stage):
+        clocks = await clocks_of(sla, incident["id"])
+        return clocks[0] if clocks[0]["stage"] == stage else None
+
+    paused = await eventually(lambda: stage_is("paused"))
+    await incidents.patch(url, json={"status": "in_progress"})
+    resumed = await eventually(lambda: stage_is("running"))
+    assert datetime.fromisoformat(resumed["deadline"]) > datetime.fromisoformat(paused["deadline"])
+
+
+async def test_response_clock_stops_at_first_move_out_of_new(sla, incidents):
+    agreement = await make_agreement(sla, within="PT15M", metric="response", priority=3)
+    incident = (await incidents.post("/v1/incidents", json={
+        "title": "ack me", "service_id": agreement["service_id"], "impact": 2, "urgency": 2})).json()
+    await eventually(lambda: clocks_of(sla, incident["id"]))
+    await incidents.patch(f"/v1/incidents/{incident['id']}", json={"status": "in_progress"})
+
+    async def completed():
+        clocks = await clocks_of(sla, incident["id"])
+        return clocks[0]["stage"] == "completed" and not clocks[0]["breached"]
+
+    await eventually(completed)
+
+
+async def opened_event_processed(sla_app, kafka_bootstrap, incident_id: str) -> None:
+    """Wait until sla-svc's inbox holds the itsm.incident.opened event of this incident."""
+    records = await read_topic(kafka_bootstrap, topics.INCIDENT,
+                               until=lambda rs: any(r.key == incident_id.encode() for r in rs))
+    event_id = next(dict(r.headers)["ce_id"].decode() for r in records if r.key == incident_id.encode())
+    inbox = platform["inbox"]
+
+    async def in_inbox():
+        async with sla_app.state.runtime.engine.connect() as conn:
+            return (await conn.execute(sa.select(inbox.c.event_id).where(inbox.c.event_id == event_id))).first()
+
+    await eventually(in_inbox)
+
+
+async def test_incident_of_another_customer_or_priority_gets_no_clock(sla, incidents, sla_app, kafka_bootstrap):
+    agreement = await make_agreement(sla, within="PT1H", customer_id="acme")
+    other = (await incidents.post("/v1/incidents", json={
+        "title": "x", "service_id": agreement["service_id"], "customer_id": "globex", "impact": 1, "urgency": 1})).json()
+    low = (await incidents.post("/v1/incidents", json={
+        "title": "x", "service_id": agreement["service_id"], "customer_id": "acme", "impact": 3, "urgency": 3})).json()
+    for incident in (other, low):
+        await opened_event_processed(sla_app, kafka_bootstrap, incident["id"])
+        assert await clocks_of(sla, incident["id"]) == []
+
+
+async def test_duplicate_delivery_has_one_effect(sla, producer, sla_app):
+    agreement = await make_agreement(sla, within="PT1H")
+    incident_id = str(uuid.uuid4())
+    envelope = new_event(schemas.IncidentOpened(
+        incident_id=incident_id, number="INC9999999", title="dup", service_id=agreement["service_id"],
+        impact=1, urgency=1, priority=1, status="new", opened_at=datetime.now(UTC)), source="/test", subject=incident_id)
+    headers, value = to_kafka(envelope)
+    for _ in range(3):
+        await producer.send_and_wait(topics.INCIDENT, value=value, key=incident_id.encode(),
+                                     headers=list(headers.items()))
+    await eventually(lambda: clocks_of(sla, incident_id))
+    inbox = platform["inbox"]
+    async with sla_app.state.runtime.engine.connect() as conn:
+        rows = (await conn.execute(sa.select(inbox).where(inbox.c.event_id == envelope.id))).all()
+    assert len(rows) == 1
+    assert len(await clocks_of(sla, incident_id)) == 1
+
+
+async def test_poison_message_goes_to_the_dead_letter_topic_and_consumption_continues(
+        sla, producer, kafka_bootstrap):
+    key = uuid.uuid4().hex.encode()
+    await producer.send_and_wait(topics.INCIDENT, value=b"\x00not json", key=key,
+                                 headers=[("ce_type", b"itsm.incident.opened"), ("ce_id", b"poison-1"),
+                                          ("ce_source", b"/test"), ("ce_specversion", b"1.0"),
+                                          ("ce_time", b"2026-11-24T10:00:00Z"),
+                                          ("content-type", b"application/json")])
+    await producer.send_and_wait(topics.INCIDENT, value=b"{}", key=key, headers=[("ce_type", b"garbage")])
+    dlq = topics.dead_letter_topic(topics.INCIDENT, "sla-svc")
+    records = await read_topic(kafka_bootstrap, dlq, until=lambda rs: sum(r.key == key for r in rs) >= 2)
+    dead = [r for r in records if r.key == key]
+    assert all(dict(r.headers)["error"].startswith(b"PoisonMessage") for r in dead)
+    assert dict(dead[0].headers)["original_topic"] == topics.INCIDENT.encode()
+    # the consumer keeps going: a valid event after the poison is processed
+    agreement = await make_agreement(sla, within="PT1H")
+    incident_id = str(uuid.uuid4())
+    headers, value = to_kafka(new_event(schemas.IncidentOpened(
+        incident_id=incident_id, number="INC9999998", title="after poison", service_id=agreement["service_id"],
+        impact=1, urgency=1, priority=1, status="new", opened_at=datetime.now(UTC)), source="/test"))
+    await producer.send_and_wait(topics.INCIDENT, value=value, key=key, headers=list(headers.items()))
+    await eventually(lambda: clocks_of(sla, incident_id))
+
+
+async def test_overdue_timers_fire_after_restart_stamped_with_the_deadline(
+        service_settings, incidents, kafka_bootstrap):
+    """A clock whose deadline passes while sla-svc is down breaches once, at its deadline, on restart."""
+    settings = service_settings(SlaSettings, db_schema=f"sla_{uuid.uuid4().hex[:6]}")
+    app = create_sla_app(settings)
+    async with running_app(app) as sla:
+        agreement = await make_agreement(sla, within="PT3S")
+        incident = (await incidents.post("/v1/incidents", json={
+            "title": "restart", "service_id": agreement["service_id"], "impact": 1, "urgency": 1})).json()
+        clock = (await eventually(lambda: clocks_of(sla, incident["id"]), timeout=30))[0]
+    deadline = datetime.fromisoformat(clock["deadline"])
+    assert datetime.now(UTC) < deadline, "the service stopped before the deadline"
+    await asyncio.sleep((deadline - datetime.now(UTC)).total_seconds() + 0.5)
+    app = create_sla_app(settings)
+    async with running_app(app) as sla:
+        breached = await eventually(lambda: _breached_clock(sla, incident["id"]))
+        assert breached["breached_at"] == breached["deadline"]
+
+        def breaches(records):
+            return [r for r in records if dict(r.headers)["ce_type"] == b"itsm.sla.breached"
+                    and json.loads(r.value)["incident_id"] == incident["id"]]
+
+        records = await read_topic(kafka_bootstrap, topics.SLA, until=breaches)
+        await asyncio.sleep(1)
+        records = breaches(await read_topic(kafka_bootstrap, topics.SLA, until=breaches))
+        assert len(records) == 1
+
+
+async def _breached_clock(sla, incident_id):
+    clocks = await clocks_of(sla, incident_id)
+    return clocks[0] if clocks and clocks[0]["breached"] else None
