@@ -10,7 +10,7 @@ from typing import Annotated
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import PlainTextResponse
 from itsm_events import Dispatcher, InProcessTransport, KafkaTransport, OutboxRelay, Transport, UnitOfWork
 from itsm_events.bus import Handler
 from itsm_events.outbox import messaging_tables
@@ -18,7 +18,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
 from .db import create_engine, migrate, ping
-from .errors import install_problem_handlers
+from .errors import install_problem_handlers, problem_response
 from .idempotency import idempotency_table
 from .settings import ServiceSettings
 from .telemetry import configure_logging, configure_tracing
@@ -158,9 +158,10 @@ def build_app(runtime: ServiceRuntime, *, title: str, routers: Iterable[APIRoute
     async def readyz():
         """Readiness: the database and the bus are reachable."""
         checks = await runtime.ready()
-        ok = all(checks.values())
-        return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks},
-                            status_code=200 if ok else 503)
+        if all(checks.values()):
+            return {"status": "ok", "checks": checks}
+        failing = ", ".join(name for name, ok in checks.items() if not ok)
+        return problem_response(503, detail=f"not ready: {failing} unreachable", instance="/readyz", checks=checks)
 
     @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
     async def metrics():

@@ -1,11 +1,22 @@
 """Helpers for integration and end-to-end tests against real PostgreSQL and Kafka."""
 
 import asyncio
+import json
+import socket
+import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
+import uvicorn
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 
 @asynccontextmanager
@@ -60,3 +71,66 @@ async def read_topic(bootstrap: str, topic: str, *, until: Callable[[list], bool
         raise AssertionError(f"{topic}: condition not met within {timeout}s ({len(records)} records read)")
     finally:
         await consumer.stop()
+
+
+@dataclass
+class Received:
+    headers: dict[str, str]
+    body: bytes
+    at: datetime
+
+    def json(self) -> dict:
+        return json.loads(self.body)
+
+
+class WebhookReceiver:
+    """A local HTTP endpoint that records every request it gets."""
+
+    def __init__(self, respond: Callable[[int], int] = lambda n: 204):
+        self.requests: list[Received] = []
+        self._respond = respond
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+
+    async def _hook(self, request: Request) -> Response:
+        body = await request.body()
+        self.requests.append(Received(headers=dict(request.headers), body=body, at=datetime.now(UTC)))
+        return Response(status_code=self._respond(len(self.requests)))
+
+    def matching(self, *, event_type: str, incident_id: str) -> list[Received]:
+        return [r for r in self.requests
+                if r.json()["type"] == event_type and r.json()["data"].get("incident_id") == incident_id]
+
+    async def __aenter__(self):
+        app = Starlette(routes=[Route("/hook", self._hook, methods=["POST"])])
+        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None,
+                                                     access_log=False, lifespan="off"))
+        self._server.capture_signals = nullcontext
+        self._task = asyncio.create_task(self._server.serve())
+        while not self._server.started:
+            await asyncio.sleep(0.02)
+        return self
+
+    async def __aexit__(self, *exc):
+        self._server.should_exit = True
+        await self._task
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_log(path: Path, predicate, timeout: float = 20.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if predicate(record):
+                return record
+        time.sleep(0.2)
+    raise AssertionError(f"no matching log line in {path}")

@@ -26,6 +26,15 @@ def _read(change: Change) -> ChangeRead:
     return ChangeRead(**values)
 
 
+def _after_seq(cursor: str | None) -> int | None:
+    """The position a cursor points past; a cursor this API did not return is a 400, not a 500."""
+    if not after:
+        return None
+    if len(after) != 1 or not isinstance(after[0], int) or isinstance(after[0], bool):
+        raise Problem(400, "cursor is not one this API returned")
+    return after[0]
+
+
 @router.post("", status_code=201, response_model=ChangeRead)
 async def create_change(change_in: ChangeCreate, runtime: RuntimeDep,
                         idempotency_key: Annotated[str | None, Header()] = None):
@@ -58,8 +67,8 @@ async def get_change(change_id: str, runtime: RuntimeDep):
 @router.get("", response_model=ChangePage)
 async def list_changes(runtime: RuntimeDep, status: StatusName | None = None, type: ChangeTypeName | None = None,
                        service_id: str | None = None, limit: LimitParam = 50, cursor: CursorParam = None):
-    after = decode_cursor(cursor)
+    after_seq = _after_seq(cursor)
     async with runtime.engine.connect() as conn:
         items, last = await repository.list_page(conn, status=status, type=type, service_id=service_id,
-                                                 after_seq=int(after[0]) if after else None, limit=limit)
+                                                 after_seq=after_seq, limit=limit)
     return ChangePage(items=[_read(c) for c in items], next_cursor=encode_cursor([last]) if last else None)

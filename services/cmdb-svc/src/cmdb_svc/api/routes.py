@@ -36,6 +36,15 @@ def _read_relationship(relationship: Relationship) -> RelationshipRead:
                             type=relationship.type, created_at=relationship.created_at)
 
 
+def _after_seq(cursor: str | None) -> int | None:
+    """The position a cursor points past; a cursor this API did not return is a 400, not a 500."""
+    if not after:
+        return None
+    if len(after) != 1 or not isinstance(after[0], int) or isinstance(after[0], bool):
+        raise Problem(400, "cursor is not one this API returned")
+    return after[0]
+
+
 def _invalid(exc: InvalidCi | InvalidRelationship | UnknownCi, *, error_type: str = "value_error") -> Problem:
     return Problem(422, str(exc), errors=[{"field": exc.field, "message": str(exc), "type": error_type}])
 
@@ -73,10 +82,9 @@ async def get_ci(ci_id: str, runtime: RuntimeDep):
 @cis.get("", response_model=CiPage)
 async def list_cis(runtime: RuntimeDep, type: CiTypeName | None = None, limit: LimitParam = 50,
                    cursor: CursorParam = None):
-    after = decode_cursor(cursor)
+    after_seq = _after_seq(cursor)
     async with runtime.engine.connect() as conn:
-        items, last = await repository.list_cis(conn, type=type, after_seq=int(after[0]) if after else None,
-                                                limit=limit)
+        items, last = await repository.list_cis(conn, type=type, after_seq=after_seq, limit=limit)
     return CiPage(items=[_read_ci(c) for c in items], next_cursor=encode_cursor([last]) if last else None)
 
 
@@ -84,12 +92,11 @@ async def list_cis(runtime: RuntimeDep, type: CiTypeName | None = None, limit: L
 async def list_ci_relationships(ci_id: str, runtime: RuntimeDep, limit: LimitParam = 50,
                                 cursor: CursorParam = None):
     """Relationships in which the CI is the source or the target."""
-    after = decode_cursor(cursor)
+    after_seq = _after_seq(cursor)
     async with runtime.engine.connect() as conn:
         if await repository.get_ci(conn, ci_id) is None:
             raise NotFound("CI", ci_id)
-        items, last = await repository.list_relationships(conn, ci_id=ci_id,
-                                                          after_seq=int(after[0]) if after else None, limit=limit)
+        items, last = await repository.list_relationships(conn, ci_id=ci_id, after_seq=after_seq, limit=limit)
     return RelationshipPage(items=[_read_relationship(r) for r in items],
                             next_cursor=encode_cursor([last]) if last else None)
 

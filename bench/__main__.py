@@ -1,0 +1,22 @@
+"""Run every benchmark and print (and save) the numbers: `make bench`."""
+
+import asyncio
+import json
+import platform
+
+from . import breach_latency, incident_throughput
+from .common import RESULTS
+
+
+async def main() -> None:
+    results = {"machine": f"{platform.machine()} {platform.python_version()}"}
+    results["incident_throughput"] = await incident_throughput.run()
+    print(json.dumps({"incident_throughput": results["incident_throughput"]}), flush=True)
+    results["breach_latency"] = await breach_latency.run()
+    print(json.dumps({"breach_latency": results["breach_latency"]}), flush=True)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

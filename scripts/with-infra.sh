@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs a command against a fresh real Kafka broker and PostgreSQL server that it starts and stops.
+#   scripts/with-infra.sh NAME COMMAND...      (NAME separates run directories: test, bench, ...)
+# Exports ITSM_TEST_DATABASE_URL (server URL) and ITSM_TEST_KAFKA (bootstrap servers) to COMMAND.
+# Ports: ITSM_TEST_KAFKA_PORT (39092), ITSM_TEST_KAFKA_CONTROLLER_PORT (39093), ITSM_TEST_PG_PORT (55433).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+name="$1"; shift
+scripts/bootstrap.sh
+export ITSM_RUN_DIR="$PWD/.run/$name"
+export KAFKA_PORT="${ITSM_TEST_KAFKA_PORT:-39092}" KAFKA_CONTROLLER_PORT="${ITSM_TEST_KAFKA_CONTROLLER_PORT:-39093}"
+pg_port="${ITSM_TEST_PG_PORT:-55433}"
+cleanup() {
+  deploy/local/kafka.sh stop || true
+  .venv/bin/python -m itsm_runtime.pg stop --data "$ITSM_RUN_DIR/pg" || true
+}
+trap cleanup EXIT
+cleanup
+rm -rf "$ITSM_RUN_DIR"
+mkdir -p "$ITSM_RUN_DIR"
+.venv/bin/python -m itsm_runtime.pg start --data "$ITSM_RUN_DIR/pg" --port "$pg_port" >/dev/null
+deploy/local/kafka.sh start
+export ITSM_TEST_DATABASE_URL="postgresql://postgres@127.0.0.1:$pg_port/postgres"
+export ITSM_TEST_KAFKA="127.0.0.1:$KAFKA_PORT"
+"$@"

@@ -1,0 +1,32 @@
+"""The real stack for end-to-end tests: each service its own process, talking only over Kafka."""
+
+import httpx
+import pytest
+
+from itsm_runtime.testing import WebhookReceiver
+from itsm_standalone.services import SERVICES
+from itsm_standalone.stack import ProcessStack
+
+
+@pytest.fixture(scope="session")
+def stack(database_url, kafka_bootstrap, tmp_path_factory):
+    stack = ProcessStack(database_url=database_url, kafka=kafka_bootstrap, log_dir=tmp_path_factory.mktemp("logs"),
+                         port_offset=10000, extra_env={"LOG_JSON": "true", "ENVIRONMENT": "test"})
+    try:
+        for spec in SERVICES:
+            stack.start(spec.name)
+        yield stack
+    finally:
+        stack.stop_all()
+
+
+@pytest.fixture(scope="session")
+async def receiver():
+    async with WebhookReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="session")
+async def http():
+    async with httpx.AsyncClient(timeout=10) as client:
+        yield client
