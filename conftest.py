@@ -25,16 +25,26 @@ def kafka_bootstrap() -> str:
 
 
 @pytest.fixture(scope="session")
-async def database_url() -> AsyncIterator[str]:
-    """A fresh database for this test session, as a postgresql:// URL."""
+def new_database() -> Callable:
+    """Create a fresh database on the test server; returns its postgresql:// URL."""
     server = _required("ITSM_TEST_DATABASE_URL")
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(server)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    yield server.rsplit("/", 1)[0] + "/" + name
+
+    async def create() -> str:
+        name = f"test_{uuid.uuid4().hex[:12]}"
+        conn = await asyncpg.connect(server)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+        return server.rsplit("/", 1)[0] + "/" + name
+
+    return create
+
+
+@pytest.fixture(scope="session")
+async def database_url(new_database) -> AsyncIterator[str]:
+    """A fresh database for this test session."""
+    yield await new_database()
 
 
 @pytest.fixture(scope="session")

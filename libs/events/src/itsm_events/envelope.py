@@ -79,14 +79,14 @@ def to_kafka(envelope: Envelope) -> tuple[dict[str, bytes], bytes]:
 
 def from_kafka(headers: dict[str, bytes], value: bytes) -> Envelope:
     """Parse a binary-mode record; raise PoisonMessage if it is not a valid event of ours."""
+    if "ce_time" not in headers:
+        raise PoisonMessage("event has no ce_time: every event carries the time it happened")
     try:
         event = ce_kafka.from_binary(ce_kafka.KafkaMessage(headers=headers, key=None, value=value), JSON)
         data = event.get_data()
         if not isinstance(data, dict):
             raise PoisonMessage("event data is not a JSON object")
         time = event.get_time()
-        if time is None:
-            raise PoisonMessage("event has no time")
         envelope = Envelope(
             id=event.get_id(),
             type=event.get_type(),

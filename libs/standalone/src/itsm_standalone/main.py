@@ -31,6 +31,7 @@ class StandaloneSettings(BaseSettings):
     pg_port: int = 55432
     database_url: str | None = None
     host: str = "127.0.0.1"
+    port_offset: int = 0
     log_json: bool = False
 
 
@@ -48,9 +49,11 @@ async def run(settings: StandaloneSettings) -> None:
     servers = []
     for spec in SERVICES:
         service_settings = spec.settings_class()(database_url=database_url, bus="inprocess", host=settings.host,
-                                                 port=spec.port, log_json=settings.log_json)
+                                                 port=spec.port + settings.port_offset,
+                                                 log_json=settings.log_json)
         app = spec.create_app()(service_settings, transport=transport)
-        config = uvicorn.Config(app, host=settings.host, port=spec.port, log_config=None, access_log=False,
+        config = uvicorn.Config(app, host=settings.host, port=spec.port + settings.port_offset, log_config=None,
+                                access_log=False,
                                 lifespan="on")
         servers.append(_Server(config))
 
@@ -72,7 +75,7 @@ async def run(settings: StandaloneSettings) -> None:
         await asyncio.sleep(0.05)
     await transport.start()  # every service has subscribed: open delivery
     log.info("ITSM platform running standalone: %s", ", ".join(
-        f"{spec.name} http://{settings.host}:{spec.port}" for spec in SERVICES))
+        f"{spec.name} http://{settings.host}:{spec.port + settings.port_offset}" for spec in SERVICES))
     await asyncio.gather(*tasks)
 
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from itsm_events import UnitOfWork, schemas
 
 from .db import repository
-from .domain.model import Change, Requested
+from .domain.model import Change, Requested, check_window
 
 
 def publish(uow: UnitOfWork, change: Change) -> None:
@@ -32,10 +32,12 @@ async def request_change(uow: UnitOfWork, *, title: str, type: str, description:
                          service_id: str | None = None, risk: str | None = None,
                          planned_start: datetime | None = None, planned_end: datetime | None = None) -> Change:
     """Record a change request with the next CHG number; its risk is derived when not given."""
+    planned_start, planned_end = _utc(planned_start), _utc(planned_end)
+    check_window(planned_start, planned_end)  # before taking a number: a rejected request leaves no gap
     change = Change.request(
         id=str(uuid.uuid4()), number=await repository.next_number(uow.conn), title=title, type=type,
-        description=description, service_id=service_id, risk=risk, planned_start=_utc(planned_start),
-        planned_end=_utc(planned_end), requested_at=datetime.now(UTC),
+        description=description, service_id=service_id, risk=risk, planned_start=planned_start,
+        planned_end=planned_end, requested_at=datetime.now(UTC),
     )
     await repository.add(uow.conn, change)
     publish(uow, change)

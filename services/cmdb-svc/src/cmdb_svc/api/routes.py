@@ -38,6 +38,7 @@ def _read_relationship(relationship: Relationship) -> RelationshipRead:
 
 def _after_seq(cursor: str | None) -> int | None:
     """The position a cursor points past; a cursor this API did not return is a 400, not a 500."""
+    after = decode_cursor(cursor)
     if not after:
         return None
     if len(after) != 1 or not isinstance(after[0], int) or isinstance(after[0], bool):

@@ -1,0 +1,110 @@
+"""HTTP routes of notify-svc: parse, call one handler, shape the response."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Response
+from fastapi.responses import JSONResponse
+
+from itsm_runtime.errors import NotFound, Problem
+from itsm_runtime.idempotency import run_idempotent
+from itsm_runtime.pagination import CursorParam, LimitParam, decode_cursor, encode_cursor
+from itsm_runtime.service import RuntimeDep
+
+from .. import handlers
+from ..db import repository
+from ..db.tables import platform
+from ..domain.model import Subscription, UnsupportedChannel
+from .schemas import (
+    DeliveryAttemptRead, DeliveryDetailRead, DeliveryPage, DeliveryRead, DeliveryStatusName, SubscriptionCreate,
+    SubscriptionPage, SubscriptionRead, SubscriptionSecretRead,
+)
+
+subscriptions = APIRouter(prefix="/v1/subscriptions", tags=["subscriptions"])
+deliveries = APIRouter(prefix="/v1/deliveries", tags=["deliveries"])
+routers = [subscriptions, deliveries]
+
+
+def _read(subscription: Subscription) -> SubscriptionRead:
+    return SubscriptionRead(id=subscription.id, channel=subscription.channel, target=subscription.target,
+                            event_types=subscription.event_types, filter=subscription.filter,
+                            created_at=subscription.created_at)
+
+
+def _after(cursor: str | None) -> int | None:
+    after = decode_cursor(cursor)
+    if after is None:
+        return None
+    if len(after) != 1 or not isinstance(after[0], int):
+        raise Problem(400, "cursor is not one this API returned")
+    return after[0]
+
+
+@subscriptions.post("", status_code=201, response_model=SubscriptionSecretRead)
+async def create_subscription(subscription_in: SubscriptionCreate, runtime: RuntimeDep,
+                              idempotency_key: Annotated[str | None, Header()] = None):
+    """Subscribe a webhook to event types; the response carries its signing secret, shown only this once."""
+    async with runtime.uow() as uow:
+        async def create():
+            try:
+                subscription = await handlers.create_subscription(uow, **subscription_in.model_dump())
+            except UnsupportedChannel as exc:
+                raise Problem(422, str(exc), channel=exc.channel) from exc
+            body = SubscriptionSecretRead(**_read(subscription).model_dump(), secret=subscription.secret)
+            return 201, body.model_dump(mode="json")
+
+        status, body = await run_idempotent(uow.conn, platform["idempotency"], key=idempotency_key,
+                                            scope="POST /v1/subscriptions",
+                                            request=subscription_in.model_dump(mode="json"), action=create)
+        await uow.commit()
+    return JSONResponse(body, status_code=status)
+
+
+@subscriptions.get("/{subscription_id}", response_model=SubscriptionRead)
+async def get_subscription(subscription_id: str, runtime: RuntimeDep):
+    async with runtime.engine.connect() as conn:
+        subscription = await repository.get_subscription(conn, subscription_id)
+    if subscription is None:
+        raise NotFound("subscription", subscription_id)
+    return _read(subscription)
+
+
+@subscriptions.get("", response_model=SubscriptionPage)
+async def list_subscriptions(runtime: RuntimeDep, limit: LimitParam = 50, cursor: CursorParam = None):
+    async with runtime.engine.connect() as conn:
+        items, last = await repository.list_subscriptions(conn, after_seq=_after(cursor), limit=limit)
+    return SubscriptionPage(items=[_read(s) for s in items], next_cursor=encode_cursor([last]) if last else None)
+
+
+@subscriptions.delete("/{subscription_id}", status_code=204)
+async def delete_subscription(subscription_id: str, runtime: RuntimeDep):
+    """Deactivate a subscription: nothing more is sent to it and its pending deliveries fail."""
+    async with runtime.uow() as uow:
+        if not await handlers.deactivate_subscription(uow, subscription_id=subscription_id):
+            raise NotFound("subscription", subscription_id)
+        await uow.commit()
+    return Response(status_code=204)
+
+
+@deliveries.get("", response_model=DeliveryPage)
+async def list_deliveries(runtime: RuntimeDep, subscription_id: str | None = None, event_id: str | None = None,
+                          status: DeliveryStatusName | None = None, limit: LimitParam = 50,
+                          cursor: CursorParam = None):
+    """The delivery log, oldest first, filtered by subscription, event or status."""
+    async with runtime.engine.connect() as conn:
+        rows, last = await repository.list_deliveries(conn, subscription_id=subscription_id, event_id=event_id,
+                                                      status=status, after_seq=_after(cursor), limit=limit)
+    return DeliveryPage(items=[DeliveryRead.model_validate(r, from_attributes=True) for r in rows],
+                        next_cursor=encode_cursor([last]) if last else None)
+
+
+@deliveries.get("/{delivery_id}", response_model=DeliveryDetailRead)
+async def get_delivery(delivery_id: str, runtime: RuntimeDep):
+    """One delivery with the log of its attempts."""
+    async with runtime.engine.connect() as conn:
+        row = await repository.get_delivery(conn, delivery_id)
+        if row is None:
+            raise NotFound("delivery", delivery_id)
+        attempts = await repository.attempts_of(conn, delivery_id)
+    return DeliveryDetailRead(
+        **DeliveryRead.model_validate(row, from_attributes=True).model_dump(),
+        attempt_log=[DeliveryAttemptRead.model_validate(a, from_attributes=True) for a in attempts])
