@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 name="$1"; shift
 scripts/bootstrap.sh
-export ITSM_RUN_DIR="$PWD/.run/$name"
+export ITSM_RUN_DIR="${ITSM_RUN_DIR:-$PWD/.run/$name}"
 export KAFKA_PORT="${ITSM_TEST_KAFKA_PORT:-39092}" KAFKA_CONTROLLER_PORT="${ITSM_TEST_KAFKA_CONTROLLER_PORT:-39093}"
 pg_port="${ITSM_TEST_PG_PORT:-55433}"
 cleanup() {

@@ -10,6 +10,7 @@ from incident_svc.db.tables import platform
 from incident_svc.main import create_app
 from incident_svc.settings import Settings
 from itsm_events import from_kafka, topics
+from itsm_runtime.pagination import encode_cursor
 from itsm_runtime.testing import eventually, read_topic, running_app
 
 
@@ -109,6 +110,8 @@ async def test_idempotency_key_reused_with_another_body_is_422(client):
     {"title": "", "service_id": "s", "impact": 1, "urgency": 1},
     {"title": "x", "service_id": "s", "impact": "high", "urgency": 1},
     {"title": "x", "service_id": "s", "impact": 1, "urgency": 1, "opened_at": "yesterday"},
+    {"title": "x", "service_id": "s", "impact": 1, "urgency": 1, "opened_at": "2026-11-24T10:00:00"},
+    {"title": "x", "service_id": "s", "impact": 1, "urgency": 1, "severity": "sev1"},
 ])
 async def test_bad_input_is_a_problem_with_field_errors(client, body):
     response = await client.post("/v1/incidents", json=body)
@@ -168,6 +171,8 @@ async def test_list_filters_and_paginates_with_a_cursor(client):
             break
     assert len(seen) == len(set(seen)) == 5
     assert (await client.get("/v1/incidents", params={"cursor": "garbage!"})).status_code == 400
+    forged = encode_cursor(["x"])
+    assert (await client.get("/v1/incidents", params={"cursor": forged})).status_code == 400
 
 
 async def test_health_readiness_metrics_and_openapi(client):

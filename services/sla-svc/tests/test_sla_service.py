@@ -223,7 +223,9 @@ async def test_poison_message_goes_to_the_dead_letter_topic_and_consumption_cont
 async def test_overdue_timers_fire_after_restart_stamped_with_the_deadline(
         service_settings, incidents, kafka_bootstrap):
     """A clock whose deadline passes while sla-svc is down breaches once, at its deadline, on restart."""
-    settings = service_settings(SlaSettings, db_schema=f"sla_{uuid.uuid4().hex[:6]}")
+    schema = f"sla_{uuid.uuid4().hex[:6]}"
+    # its own consumer group: it must not share partitions with the module's sla-svc on another schema
+    settings = service_settings(SlaSettings, db_schema=schema, consumer_group=f"sla-svc-{schema}")
     app = create_sla_app(settings)
     async with running_app(app) as sla:
         agreement = await make_agreement(sla, within="PT3S")

@@ -26,7 +26,7 @@ from . import metrics
 from .envelope import Envelope, PoisonMessage, from_kafka, parse_data
 from .outbox import UnitOfWork, Wakeup, claim_inbox, headers_from_row
 from .topics import dead_letter_topic
-from .tracing import context_from_headers
+from .tracing import context_from_headers, producing_in
 
 log = logging.getLogger("itsm.bus")
 tracer = trace.get_tracer("itsm.bus")
@@ -148,10 +148,10 @@ class KafkaTransport:
 
     async def send_many(self, messages: list[Message]) -> None:
         assert self._producer is not None, "transport not started"
-        futures = [
-            await self._producer.send(m.topic, value=m.value, key=m.key, headers=list(m.headers.items()))
-            for m in messages
-        ]
+        futures = []
+        for m in messages:
+            with producing_in(m.headers) as headers:
+                futures.append(await self._producer.send(m.topic, value=m.value, key=m.key, headers=headers))
         await asyncio.gather(*futures)
 
     async def healthy(self) -> bool:

@@ -1,9 +1,14 @@
 """W3C trace context carried through outbox rows and Kafka headers."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from aiokafka import AIOKafkaProducer
 from opentelemetry import context as otel_context
 from opentelemetry import propagate
 
 TRACEPARENT = "traceparent"
+TRACE_HEADERS = (TRACEPARENT, "tracestate")
 
 
 def current_traceparent() -> str | None:
@@ -17,3 +22,27 @@ def context_from_headers(headers: dict[str, bytes]) -> otel_context.Context:
     """The trace context a Kafka record carries (empty context if none)."""
     carrier = {k: v.decode("latin-1") for k, v in headers.items() if k in (TRACEPARENT, "tracestate")}
     return propagate.extract(carrier)
+
+
+def kafka_instrumented() -> bool:
+    """True once the OpenTelemetry aiokafka instrumentation wraps the producer."""
+    return hasattr(AIOKafkaProducer.send, "__wrapped__")
+
+
+@contextmanager
+def producing_in(headers: dict[str, bytes]) -> Iterator[list[tuple[str, bytes]]]:
+    """Make the trace context a record was written in current while it is sent.
+
+    Yields the headers to send: the aiokafka instrumentation adds a send span and its
+    `traceparent`; without the instrumentation the stored context is injected as is.
+    """
+    token = otel_context.attach(context_from_headers(headers))
+    try:
+        sent = [(k, v) for k, v in headers.items() if k not in TRACE_HEADERS]
+        if not kafka_instrumented():
+            carrier: dict[str, str] = {}
+            propagate.inject(carrier)
+            sent += [(k, v.encode("latin-1")) for k, v in carrier.items()]
+        yield sent
+    finally:
+        otel_context.detach(token)

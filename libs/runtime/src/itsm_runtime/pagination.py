@@ -34,5 +34,20 @@ def decode_cursor(cursor: str | None) -> list[Any] | None:
     return values
 
 
+def seq_after(cursor: str | None) -> int | None:
+    """The sequence number a keyset cursor points past; a cursor we did not issue is a 400."""
+    values = decode_cursor(cursor)
+    if not values:
+        return None
+    if len(values) != 1 or not isinstance(values[0], int) or isinstance(values[0], bool):
+        raise Problem(400, "cursor is not one this API returned")
+    return values[0]
+
+
+def cursor_after(seq: int | None) -> str | None:
+    """The cursor of the next page, or None on the last page."""
+    return encode_cursor([seq]) if seq is not None else None
+
+
 LimitParam = Annotated[int, Query(ge=1, le=500)]
 CursorParam = Annotated[str | None, Query()]

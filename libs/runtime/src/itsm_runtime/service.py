@@ -53,8 +53,8 @@ class ServiceRuntime:
         self.transport: Transport = transport or self._default_transport()
         self.relay = OutboxRelay(engine=self.engine, outbox=self.tables["outbox"], transport=self.transport,
                                  service=name)
-        self.dispatcher = Dispatcher(group=name, handlers=dict(handlers or {}), uow_factory=self.uow,
-                                     inbox=self.tables["inbox"], transport=self.transport,
+        self.dispatcher = Dispatcher(group=settings.consumer_group or name, handlers=dict(handlers or {}),
+                                     uow_factory=self.uow, inbox=self.tables["inbox"], transport=self.transport,
                                      max_attempts=settings.consumer_max_attempts)
         self._on_start = list(on_start)
         self._on_stop = list(on_stop)
@@ -74,7 +74,7 @@ class ServiceRuntime:
     async def start(self) -> None:
         await migrate(self.engine, migrations_dir=self.migrations_dir, schema=self.schema)
         if self.dispatcher.handlers:
-            self.transport.subscribe(sorted(self.dispatcher.topics), self.name, self.dispatcher.dispatch)
+            self.transport.subscribe(sorted(self.dispatcher.topics), self.dispatcher.group, self.dispatcher.dispatch)
         if self._owns_transport:
             await self.transport.start()
         for hook in self._on_start:

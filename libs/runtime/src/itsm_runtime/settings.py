@@ -20,6 +20,7 @@ class ServiceSettings(BaseSettings):
     bus: Literal["kafka", "inprocess"] = "kafka"
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_partitions: int = 3
+    consumer_group: str = ""
     consumer_max_attempts: int = 5
     otlp_endpoint: str | None = None
     log_level: str = "INFO"

@@ -51,4 +51,7 @@ def configure_tracing(*, service: str, otlp_endpoint: str | None) -> None:
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint)))
     trace.set_tracer_provider(provider)
+    from opentelemetry.instrumentation.aiokafka import AIOKafkaInstrumentor
+
+    AIOKafkaInstrumentor().instrument()
     _configured = True

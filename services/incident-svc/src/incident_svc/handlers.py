@@ -8,8 +8,6 @@ from itsm_events import UnitOfWork, schemas
 from .db import repository
 from .domain.model import Incident, Opened, PriorityChanged, Resolved, Status, StatusChanged
 
-SOURCE_KEY = "incident"
-
 
 def publish(uow: UnitOfWork, incident: Incident) -> None:
     """Map the aggregate's recorded domain events to public events in the outbox."""

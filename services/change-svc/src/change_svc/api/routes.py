@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 
 from itsm_runtime.errors import NotFound, Problem
 from itsm_runtime.idempotency import run_idempotent
-from itsm_runtime.pagination import CursorParam, LimitParam, decode_cursor, encode_cursor
+from itsm_runtime.pagination import CursorParam, LimitParam, cursor_after, seq_after
 from itsm_runtime.service import RuntimeDep
 
 from .. import handlers
@@ -26,14 +26,6 @@ def _read(change: Change) -> ChangeRead:
     return ChangeRead(**values)
 
 
-def _after_seq(cursor: str | None) -> int | None:
-    """The position a cursor points past; a cursor this API did not return is a 400, not a 500."""
-    after = decode_cursor(cursor)
-    if not after:
-        return None
-    if len(after) != 1 or not isinstance(after[0], int) or isinstance(after[0], bool):
-        raise Problem(400, "cursor is not one this API returned")
-    return after[0]
 
 
 @router.post("", status_code=201, response_model=ChangeRead)
@@ -68,8 +60,8 @@ async def get_change(change_id: str, runtime: RuntimeDep):
 @router.get("", response_model=ChangePage)
 async def list_changes(runtime: RuntimeDep, status: StatusName | None = None, type: ChangeTypeName | None = None,
                        service_id: str | None = None, limit: LimitParam = 50, cursor: CursorParam = None):
-    after_seq = _after_seq(cursor)
+    after_seq = seq_after(cursor)
     async with runtime.engine.connect() as conn:
         items, last = await repository.list_page(conn, status=status, type=type, service_id=service_id,
                                                  after_seq=after_seq, limit=limit)
-    return ChangePage(items=[_read(c) for c in items], next_cursor=encode_cursor([last]) if last else None)
+    return ChangePage(items=[_read(c) for c in items], next_cursor=cursor_after(last))

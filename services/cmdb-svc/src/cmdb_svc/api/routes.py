@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 
 from itsm_runtime.errors import Conflict, NotFound, Problem
 from itsm_runtime.idempotency import run_idempotent
-from itsm_runtime.pagination import CursorParam, LimitParam, decode_cursor, encode_cursor
+from itsm_runtime.pagination import CursorParam, LimitParam, cursor_after, seq_after
 from itsm_runtime.service import RuntimeDep
 
 from .. import handlers
@@ -36,14 +36,6 @@ def _read_relationship(relationship: Relationship) -> RelationshipRead:
                             type=relationship.type, created_at=relationship.created_at)
 
 
-def _after_seq(cursor: str | None) -> int | None:
-    """The position a cursor points past; a cursor this API did not return is a 400, not a 500."""
-    after = decode_cursor(cursor)
-    if not after:
-        return None
-    if len(after) != 1 or not isinstance(after[0], int) or isinstance(after[0], bool):
-        raise Problem(400, "cursor is not one this API returned")
-    return after[0]
 
 
 def _invalid(exc: InvalidCi | InvalidRelationship | UnknownCi, *, error_type: str = "value_error") -> Problem:
@@ -83,23 +75,23 @@ async def get_ci(ci_id: str, runtime: RuntimeDep):
 @cis.get("", response_model=CiPage)
 async def list_cis(runtime: RuntimeDep, type: CiTypeName | None = None, limit: LimitParam = 50,
                    cursor: CursorParam = None):
-    after_seq = _after_seq(cursor)
+    after_seq = seq_after(cursor)
     async with runtime.engine.connect() as conn:
         items, last = await repository.list_cis(conn, type=type, after_seq=after_seq, limit=limit)
-    return CiPage(items=[_read_ci(c) for c in items], next_cursor=encode_cursor([last]) if last else None)
+    return CiPage(items=[_read_ci(c) for c in items], next_cursor=cursor_after(last))
 
 
 @cis.get("/{ci_id}/relationships", response_model=RelationshipPage)
 async def list_ci_relationships(ci_id: str, runtime: RuntimeDep, limit: LimitParam = 50,
                                 cursor: CursorParam = None):
     """Relationships in which the CI is the source or the target."""
-    after_seq = _after_seq(cursor)
+    after_seq = seq_after(cursor)
     async with runtime.engine.connect() as conn:
         if await repository.get_ci(conn, ci_id) is None:
             raise NotFound("CI", ci_id)
         items, last = await repository.list_relationships(conn, ci_id=ci_id, after_seq=after_seq, limit=limit)
     return RelationshipPage(items=[_read_relationship(r) for r in items],
-                            next_cursor=encode_cursor([last]) if last else None)
+                            next_cursor=cursor_after(last))
 
 
 @relationships.post("", status_code=201, response_model=RelationshipRead)

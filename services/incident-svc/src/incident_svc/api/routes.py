@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 
 from itsm_runtime.errors import Conflict, NotFound, Problem
 from itsm_runtime.idempotency import run_idempotent
-from itsm_runtime.pagination import CursorParam, LimitParam, decode_cursor, encode_cursor
+from itsm_runtime.pagination import CursorParam, LimitParam, cursor_after, seq_after
 from itsm_runtime.service import RuntimeDep
 
 from .. import handlers
@@ -55,11 +55,10 @@ async def get_incident(incident_id: str, runtime: RuntimeDep):
 async def list_incidents(runtime: RuntimeDep, status: StatusName | None = None, service_id: str | None = None,
                          priority: Annotated[int | None, Query(ge=1, le=5)] = None, limit: LimitParam = 50,
                          cursor: CursorParam = None):
-    after = decode_cursor(cursor)
     async with runtime.engine.connect() as conn:
         items, last = await repository.list_page(conn, status=status, service_id=service_id, priority=priority,
-                                                 after_seq=int(after[0]) if after else None, limit=limit)
-    return IncidentPage(items=[_read(i) for i in items], next_cursor=encode_cursor([last]) if last else None)
+                                                 after_seq=seq_after(cursor), limit=limit)
+    return IncidentPage(items=[_read(i) for i in items], next_cursor=cursor_after(last))
 
 
 @router.patch("/{incident_id}", response_model=IncidentRead)

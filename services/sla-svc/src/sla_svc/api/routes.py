@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from itsm_runtime.errors import NotFound, Problem
 from itsm_runtime.idempotency import run_idempotent
-from itsm_runtime.pagination import CursorParam, LimitParam, decode_cursor, encode_cursor
+from itsm_runtime.pagination import CursorParam, LimitParam, cursor_after, seq_after
 from itsm_runtime.service import RuntimeDep
 
 from .. import handlers
@@ -94,12 +94,11 @@ async def get_agreement(agreement_id: str, runtime: RuntimeDep):
 @router.get("/agreements", response_model=AgreementPage, tags=["agreements"])
 async def list_agreements(runtime: RuntimeDep, service_id: str | None = None, limit: LimitParam = 50,
                           cursor: CursorParam = None):
-    after = decode_cursor(cursor)
     async with runtime.engine.connect() as conn:
         items, last = await repository.list_agreements(conn, service_id=service_id,
-                                                       after_seq=int(after[0]) if after else None, limit=limit)
+                                                       after_seq=seq_after(cursor), limit=limit)
     return AgreementPage(items=[_agreement_read(a) for a in items],
-                         next_cursor=encode_cursor([last]) if last else None)
+                         next_cursor=cursor_after(last))
 
 
 @router.get("/clocks", response_model=ClockPage, tags=["clocks"])
@@ -108,13 +107,12 @@ async def list_clocks(runtime: RuntimeDep, incident_id: str | None = None, agree
     """SLA clocks with elapsed and remaining time as of now."""
     if stage is not None and stage not in ("running", "paused", "completed", "cancelled"):
         raise Problem(422, f"unknown stage {stage!r}")
-    after = decode_cursor(cursor)
     async with runtime.engine.connect() as conn:
         items, last = await repository.list_clocks(conn, incident_id=incident_id, agreement_id=agreement_id,
-                                                   stage=stage, after_seq=int(after[0]) if after else None,
+                                                   stage=stage, after_seq=seq_after(cursor),
                                                    limit=limit)
     now = datetime.now(UTC)
-    return ClockPage(items=[_clock_read(c, now) for c in items], next_cursor=encode_cursor([last]) if last else None)
+    return ClockPage(items=[_clock_read(c, now) for c in items], next_cursor=cursor_after(last))
 
 
 @router.get("/agreements/{agreement_id}/compliance", response_model=ComplianceRead, tags=["agreements"])
