@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# Installs what the project needs on a fresh machine: uv (from PyPI) and the locked environment.
+# Installs what the project needs on a fresh machine: uv (from PyPI) and the locked environment in .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export UV_PYTHON_DOWNLOADS=never
-if ! command -v uv >/dev/null 2>&1; then
-  python3 -m pip install --quiet --disable-pip-version-check "uv>=0.5" 2>/dev/null \
-    || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "uv>=0.5"
+if command -v uv >/dev/null 2>&1; then
+  uv=(uv)
+else
+  if ! python3 -m uv --version >/dev/null 2>&1; then
+    python3 -m pip install --quiet --disable-pip-version-check "uv>=0.5" \
+      || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "uv>=0.5"
+  fi
+  uv=(python3 -m uv)
 fi
-uv sync --frozen --python python3.11 --quiet
+"${uv[@]}" sync --frozen --python python3.11 --quiet

@@ -14,7 +14,7 @@ def create_engine(database_url: str, *, schema: str, pool_size: int = 10) -> Asy
         database_url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        pool_recycle=1800,
         connect_args={"server_settings": {"search_path": schema, "application_name": schema}},
     )
 

@@ -170,10 +170,6 @@ def build_app(runtime: ServiceRuntime, *, title: str, routers: Iterable[APIRoute
 
     app.add_middleware(_MetricsMiddleware, service=runtime.name)
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
-    if settings.otlp_endpoint:
-        from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
-
-        SQLAlchemyInstrumentor().instrument(engine=runtime.engine.sync_engine)
     return app
 
 

@@ -25,7 +25,6 @@ class ServiceSettings(BaseSettings):
     otlp_endpoint: str | None = None
     log_level: str = "INFO"
     log_json: bool = True
-    webhook_secret_prefix: str = "whsec_"
 
     @model_validator(mode="after")
     def _normalise(self):

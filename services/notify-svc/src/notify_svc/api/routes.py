@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 
 from itsm_runtime.errors import NotFound, Problem
 from itsm_runtime.idempotency import run_idempotent
-from itsm_runtime.pagination import CursorParam, LimitParam, decode_cursor, encode_cursor
+from itsm_runtime.pagination import CursorParam, LimitParam, cursor_after, seq_after
 from itsm_runtime.service import RuntimeDep
 
 from .. import handlers
@@ -28,15 +28,6 @@ def _read(subscription: Subscription) -> SubscriptionRead:
     return SubscriptionRead(id=subscription.id, channel=subscription.channel, target=subscription.target,
                             event_types=subscription.event_types, filter=subscription.filter,
                             created_at=subscription.created_at)
-
-
-def _after(cursor: str | None) -> int | None:
-    after = decode_cursor(cursor)
-    if after is None:
-        return None
-    if len(after) != 1 or not isinstance(after[0], int):
-        raise Problem(400, "cursor is not one this API returned")
-    return after[0]
 
 
 @subscriptions.post("", status_code=201, response_model=SubscriptionSecretRead)
@@ -61,6 +52,7 @@ async def create_subscription(subscription_in: SubscriptionCreate, runtime: Runt
 
 @subscriptions.get("/{subscription_id}", response_model=SubscriptionRead)
 async def get_subscription(subscription_id: str, runtime: RuntimeDep):
+    """An active subscription; its secret is never shown again."""
     async with runtime.engine.connect() as conn:
         subscription = await repository.get_subscription(conn, subscription_id)
     if subscription is None:
@@ -70,9 +62,10 @@ async def get_subscription(subscription_id: str, runtime: RuntimeDep):
 
 @subscriptions.get("", response_model=SubscriptionPage)
 async def list_subscriptions(runtime: RuntimeDep, limit: LimitParam = 50, cursor: CursorParam = None):
+    """Active subscriptions, oldest first."""
     async with runtime.engine.connect() as conn:
-        items, last = await repository.list_subscriptions(conn, after_seq=_after(cursor), limit=limit)
-    return SubscriptionPage(items=[_read(s) for s in items], next_cursor=encode_cursor([last]) if last else None)
+        items, last = await repository.list_subscriptions(conn, after_seq=seq_after(cursor), limit=limit)
+    return SubscriptionPage(items=[_read(s) for s in items], next_cursor=cursor_after(last))
 
 
 @subscriptions.delete("/{subscription_id}", status_code=204)
@@ -92,9 +85,9 @@ async def list_deliveries(runtime: RuntimeDep, subscription_id: str | None = Non
     """The delivery log, oldest first, filtered by subscription, event or status."""
     async with runtime.engine.connect() as conn:
         rows, last = await repository.list_deliveries(conn, subscription_id=subscription_id, event_id=event_id,
-                                                      status=status, after_seq=_after(cursor), limit=limit)
+                                                      status=status, after_seq=seq_after(cursor), limit=limit)
     return DeliveryPage(items=[DeliveryRead.model_validate(r, from_attributes=True) for r in rows],
-                        next_cursor=encode_cursor([last]) if last else None)
+                        next_cursor=cursor_after(last))
 
 
 @deliveries.get("/{delivery_id}", response_model=DeliveryDetailRead)

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import array, insert
+from sqlalchemy.dialects.postgresql import ARRAY, array, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..domain.model import WILDCARD, Channel, DeliveryStatus, Subscription
@@ -25,6 +25,7 @@ def _to_subscription(row) -> Subscription:
 
 
 async def add_subscription(conn: AsyncConnection, subscription: Subscription) -> None:
+    """Insert a new subscription, secret included."""
     row = {name: getattr(subscription, name) for name in _SUBSCRIPTION_FIELDS}
     row["channel"] = str(subscription.channel)
     await conn.execute(subscriptions.insert().values(**row))
@@ -40,6 +41,7 @@ async def get_subscription(conn: AsyncConnection, subscription_id: str) -> Subsc
 
 async def list_subscriptions(conn: AsyncConnection, *, after_seq: int | None,
                              limit: int) -> tuple[list[Subscription], int | None]:
+    """A page of active subscriptions in creation order, and the cursor value of the next page."""
     stmt = (sa.select(subscriptions).where(subscriptions.c.active)
             .order_by(subscriptions.c.created_seq).limit(limit + 1))
     if after_seq is not None:
@@ -71,7 +73,7 @@ async def subscriptions_for_type(conn: AsyncConnection, event_type: str) -> list
     rows = (await conn.execute(
         sa.select(subscriptions).where(
             subscriptions.c.active,
-            subscriptions.c.event_types.overlap(array([event_type, WILDCARD], type_=sa.Text)),
+            subscriptions.c.event_types.overlap(sa.cast(array([event_type, WILDCARD]), ARRAY(sa.Text))),
         )
     )).all()
     return [_to_subscription(r) for r in rows]
@@ -92,7 +94,8 @@ async def add_deliveries(conn: AsyncConnection, rows: list[dict]) -> list[tuple[
     return [(r.id, r.next_attempt_at) for r in result]
 
 
-async def pending_deliveries(conn: AsyncConnection, *, due_before: datetime | None = None) -> list[tuple[str, datetime]]:
+async def pending_deliveries(conn: AsyncConnection, *,
+                             due_before: datetime | None = None) -> list[tuple[str, datetime]]:
     """(id, next attempt time) of pending deliveries, optionally only those due before a time."""
     stmt = sa.select(deliveries.c.id, deliveries.c.next_attempt_at).where(
         deliveries.c.status == DeliveryStatus.PENDING)
@@ -153,6 +156,7 @@ async def claim_delivery(conn: AsyncConnection, delivery_id: str, *, now: dateti
 
 async def record_attempt(conn: AsyncConnection, *, delivery_id: str, number: int, attempted_at: datetime,
                          status_code: int | None, error: str | None, duration_ms: int) -> None:
+    """Append one attempt to the delivery log."""
     await conn.execute(delivery_attempts.insert().values(
         delivery_id=delivery_id, number=number, attempted_at=attempted_at, status_code=status_code, error=error,
         duration_ms=duration_ms))
@@ -174,10 +178,12 @@ async def settle_delivery(conn: AsyncConnection, *, delivery_id: str, attempt: i
 
 
 async def get_delivery(conn: AsyncConnection, delivery_id: str):
+    """A delivery row without its body, or None."""
     return (await conn.execute(sa.select(*DELIVERY_FIELDS).where(deliveries.c.id == delivery_id))).first()
 
 
 async def attempts_of(conn: AsyncConnection, delivery_id: str) -> list:
+    """The delivery's attempts, first to last."""
     a = delivery_attempts
     return (await conn.execute(
         sa.select(a.c.number, a.c.attempted_at, a.c.status_code, a.c.error, a.c.duration_ms)
@@ -187,6 +193,7 @@ async def attempts_of(conn: AsyncConnection, delivery_id: str) -> list:
 
 async def list_deliveries(conn: AsyncConnection, *, subscription_id: str | None, event_id: str | None,
                           status: str | None, after_seq: int | None, limit: int) -> tuple[list, int | None]:
+    """A page of deliveries in creation order, and the cursor value of the next page."""
     stmt = sa.select(*DELIVERY_FIELDS).order_by(deliveries.c.created_seq).limit(limit + 1)
     if subscription_id:
         stmt = stmt.where(deliveries.c.subscription_id == subscription_id)
