@@ -3,15 +3,24 @@
 import httpx
 import pytest
 
-from itsm_runtime.testing import WebhookReceiver
+from itsm_runtime.testing import OtlpReceiver, WebhookReceiver
 from itsm_standalone.services import SERVICES
 from itsm_standalone.stack import ProcessStack
 
 
 @pytest.fixture(scope="session")
-def stack(database_url, kafka_bootstrap, tmp_path_factory):
+async def otlp():
+    """Where every service of the stack exports its traces."""
+    async with OtlpReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="session")
+def stack(database_url, kafka_bootstrap, tmp_path_factory, otlp, monkeypatch_session):
+    monkeypatch_session.setenv("OTEL_BSP_SCHEDULE_DELAY", "200")  # the SDK's own setting: export quickly
     stack = ProcessStack(database_url=database_url, kafka=kafka_bootstrap, log_dir=tmp_path_factory.mktemp("logs"),
-                         port_offset=10000, extra_env={"LOG_JSON": "true", "ENVIRONMENT": "test"})
+                         port_offset=10000,
+                         extra_env={"LOG_JSON": "true", "ENVIRONMENT": "test", "OTLP_ENDPOINT": otlp.url})
     try:
         for spec in SERVICES:
             stack.start(spec.name)
@@ -30,3 +39,9 @@ async def receiver():
 async def http():
     async with httpx.AsyncClient(timeout=10) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def monkeypatch_session():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch

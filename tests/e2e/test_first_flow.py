@@ -126,13 +126,24 @@ async def test_poison_message_is_dead_lettered_and_the_consumer_keeps_going(stac
     assert await eventually(lambda: clocks(stack, http, incident["id"]))
 
 
-async def test_one_trace_spans_the_incident_post_and_the_sla_handling(stack, http, receiver):
+async def test_one_trace_spans_the_incident_post_and_the_sla_handling(stack, http, receiver, otlp):
     service_id, _ = await setup_service(stack, http, receiver, within="PT1H")
     trace_id = secrets.token_hex(16)
     incident = await open_p1(stack, http, service_id, traceparent=f"00-{trace_id}-{secrets.token_hex(8)}-01")
     await eventually(lambda: clocks(stack, http, incident["id"]))
+
+    def spans_of_trace():
+        spans = [s for s in otlp.spans() if s.trace_id == trace_id]
+        services = {s.service for s in spans}
+        return spans if {"incident-svc", "sla-svc"} <= services else None
+
+    spans = await eventually(spans_of_trace, timeout=20)
+    names = {(s.service, s.name) for s in spans}
+    assert ("incident-svc", "POST /v1/incidents") in names, names
+    assert ("sla-svc", "sla-svc process itsm.incident.opened") in names, names
+    assert any(s.service == "incident-svc" and "send" in s.name and "http" not in s.name for s in spans), sorted(names)
+    # the sla-svc logs of that handling carry the same trace id
     record = await asyncio.to_thread(
         wait_for_log, stack.log("sla-svc"),
         lambda r: r.get("trace_id") == trace_id and "itsm.incident.opened" in r.get("message", ""))
     assert record["service"] == "sla-svc" and record["span_id"]
-

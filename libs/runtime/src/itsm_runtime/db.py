@@ -1,5 +1,6 @@
 """Async engine per service (its own schema) and Alembic migrations applied at start-up."""
 
+import asyncio
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -19,8 +20,17 @@ def create_engine(database_url: str, *, schema: str, pool_size: int = 10) -> Asy
     )
 
 
+# Alembic's `context` is process-global: services sharing a process (standalone mode) migrate in turn.
+_migrating = asyncio.Lock()
+
+
 async def migrate(engine: AsyncEngine, *, migrations_dir: Path, schema: str) -> None:
     """Create the schema and apply this service's Alembic history, one process at a time."""
+    async with _migrating:
+        await _migrate(engine, migrations_dir=migrations_dir, schema=schema)
+
+
+async def _migrate(engine: AsyncEngine, *, migrations_dir: Path, schema: str) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(migrations_dir))
     cfg.attributes["schema"] = schema

@@ -83,26 +83,24 @@ class Received:
         return json.loads(self.body)
 
 
-class WebhookReceiver:
-    """A local HTTP endpoint that records every request it gets."""
+class HttpRecorder:
+    """A local HTTP endpoint on 127.0.0.1 that records every POST it gets."""
+
+    path = "/hook"
 
     def __init__(self, respond: Callable[[int], int] = lambda n: 204):
         self.requests: list[Received] = []
         self._respond = respond
         self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}/hook"
+        self.url = f"http://127.0.0.1:{self.port}{self.path}"
 
-    async def _hook(self, request: Request) -> Response:
+    async def _record(self, request: Request) -> Response:
         body = await request.body()
         self.requests.append(Received(headers=dict(request.headers), body=body, at=datetime.now(UTC)))
         return Response(status_code=self._respond(len(self.requests)))
 
-    def matching(self, *, event_type: str, incident_id: str) -> list[Received]:
-        return [r for r in self.requests
-                if r.json()["type"] == event_type and r.json()["data"].get("incident_id") == incident_id]
-
     async def __aenter__(self):
-        app = Starlette(routes=[Route("/hook", self._hook, methods=["POST"])])
+        app = Starlette(routes=[Route(self.path, self._record, methods=["POST"])])
         self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None,
                                                      access_log=False, lifespan="off"))
         self._server.capture_signals = nullcontext
@@ -114,6 +112,47 @@ class WebhookReceiver:
     async def __aexit__(self, *exc):
         self._server.should_exit = True
         await self._task
+
+
+class WebhookReceiver(HttpRecorder):
+    """Receives webhook deliveries (CloudEvents in structured mode)."""
+
+    def matching(self, *, event_type: str, incident_id: str) -> list[Received]:
+        return [r for r in self.requests
+                if r.json()["type"] == event_type and r.json()["data"].get("incident_id") == incident_id]
+
+
+@dataclass(frozen=True)
+class ExportedSpan:
+    service: str
+    name: str
+    trace_id: str
+    span_id: str
+    parent_span_id: str
+
+
+class OtlpReceiver(HttpRecorder):
+    """A minimal OTLP/HTTP traces endpoint: decodes the protobuf exports it receives."""
+
+    path = "/v1/traces"
+
+    def __init__(self):
+        super().__init__(respond=lambda n: 200)
+
+    def spans(self) -> list[ExportedSpan]:
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+        found = []
+        for received in list(self.requests):
+            export = ExportTraceServiceRequest.FromString(received.body)
+            for resource_spans in export.resource_spans:
+                attributes = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
+                for scope_spans in resource_spans.scope_spans:
+                    found += [ExportedSpan(service=attributes.get("service.name", ""), name=span.name,
+                                           trace_id=span.trace_id.hex(), span_id=span.span_id.hex(),
+                                           parent_span_id=span.parent_span_id.hex())
+                              for span in scope_spans.spans]
+        return found
 
 
 def _free_port() -> int:

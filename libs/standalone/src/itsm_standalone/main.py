@@ -77,6 +77,8 @@ async def run(settings: StandaloneSettings) -> None:
     log.info("ITSM platform running standalone: %s", ", ".join(
         f"{spec.name} http://{settings.host}:{spec.port + settings.port_offset}" for spec in SERVICES))
     await asyncio.gather(*tasks)
+    if settings.database_url is None:
+        pg.stop(settings.data_dir / "pg")  # a clean exit stops the embedded server it started
 
 
 def cli() -> None:
