@@ -136,7 +136,8 @@ async def test_unknown_incident_is_404_problem(client):
 async def test_lifecycle_through_patch_and_illegal_transition_is_409(client):
     incident = (await client.post("/v1/incidents", json=new_incident())).json()
     url = f"/v1/incidents/{incident['id']}"
-    assert (await client.patch(url, json={"status": "in_progress", "assignee": "ana"})).json()["status"] == "in_progress"
+    started = await client.patch(url, json={"status": "in_progress", "assignee": "ana"})
+    assert started.json()["status"] == "in_progress"
     held = await client.patch(url, json={"status": "on_hold"})
     assert held.status_code == 422, "on hold needs a reason"
     held = await client.patch(url, json={"status": "on_hold", "hold_reason": "waiting for vendor"})

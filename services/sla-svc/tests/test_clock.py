@@ -6,7 +6,7 @@ import pytest
 
 from sla_svc.domain.agreement import Agreement, InvalidAgreement, Target
 from sla_svc.domain.calendar import TwentyFourSeven
-from sla_svc.domain.clock import Breached, Clock, Stage, Stopped, Warned
+from sla_svc.domain.clock import Breached, Clock, Stage, Stopped, Warned, target_reached
 
 CAL = TwentyFourSeven()
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -111,3 +111,15 @@ def test_invalid_agreements_are_refused(kwargs):
     values.update(kwargs)
     with pytest.raises(InvalidAgreement):
         Agreement(**values)
+
+
+@pytest.mark.parametrize(("metric", "from_status", "to_status", "reached"), [
+    ("response", "new", "in_progress", True),
+    ("response", "new", "on_hold", True),
+    ("response", "in_progress", "on_hold", False),
+    ("resolution", "in_progress", "resolved", True),
+    ("resolution", "new", "resolved", True),
+    ("resolution", "new", "in_progress", False),
+])
+def test_what_reaches_a_target(metric, from_status, to_status, reached):
+    assert target_reached(metric, from_status=from_status, to_status=to_status) is reached

@@ -68,8 +68,8 @@ async def test_agreement_round_trip_keeps_iso_durations(sla):
 async def test_bad_agreements_are_problems(sla):
     for body in ({"name": "x", "service_id": "s", "targets": []},
                  {"name": "x", "service_id": "s", "targets": [{"metric": "resolution", "priority": 1, "within": "4h"}]},
-                 {"name": "x", "service_id": "s", "targets": [{"metric": "resolution", "priority": 1, "within": "PT1H"}],
-                  "warning_thresholds": [0.9, 0.5]},
+                 {"name": "x", "service_id": "s", "warning_thresholds": [0.9, 0.5],
+                  "targets": [{"metric": "resolution", "priority": 1, "within": "PT1H"}]},
                  {"name": "x", "service_id": "s", "calendar_id": "nope",
                   "targets": [{"metric": "resolution", "priority": 1, "within": "PT1H"}]}):
         response = await sla.post("/v1/agreements", json=body)
@@ -169,8 +169,8 @@ async def opened_event_processed(sla_app, kafka_bootstrap, incident_id: str) -> 
 
 async def test_incident_of_another_customer_or_priority_gets_no_clock(sla, incidents, sla_app, kafka_bootstrap):
     agreement = await make_agreement(sla, within="PT1H", customer_id="acme")
-    other = (await incidents.post("/v1/incidents", json={
-        "title": "x", "service_id": agreement["service_id"], "customer_id": "globex", "impact": 1, "urgency": 1})).json()
+    other = (await incidents.post("/v1/incidents", json={"title": "x", "service_id": agreement["service_id"],
+                                                         "customer_id": "globex", "impact": 1, "urgency": 1})).json()
     low = (await incidents.post("/v1/incidents", json={
         "title": "x", "service_id": agreement["service_id"], "customer_id": "acme", "impact": 3, "urgency": 3})).json()
     for incident in (other, low):
@@ -183,7 +183,8 @@ async def test_duplicate_delivery_has_one_effect(sla, producer, sla_app):
     incident_id = str(uuid.uuid4())
     envelope = new_event(schemas.IncidentOpened(
         incident_id=incident_id, number="INC9999999", title="dup", service_id=agreement["service_id"],
-        impact=1, urgency=1, priority=1, status="new", opened_at=datetime.now(UTC)), source="/test", subject=incident_id)
+        impact=1, urgency=1, priority=1, status="new", opened_at=datetime.now(UTC)),
+        source="/test", subject=incident_id)
     headers, value = to_kafka(envelope)
     for _ in range(3):
         await producer.send_and_wait(topics.INCIDENT, value=value, key=incident_id.encode(),

@@ -253,29 +253,28 @@ class OutboxRelay:
     async def publish_batch(self) -> int:
         """Publish up to batch_size unpublished rows; return how many were published."""
         o = self.outbox
-        async with self.engine.connect() as conn:
-            async with conn.begin():
-                # The advisory lock keeps one relay per service (replicas included) so that
-                # rows are published in commit order.
-                locked = (await conn.execute(
-                    sa.select(sa.func.pg_try_advisory_xact_lock(sa.func.hashtext(f"outbox:{self.service}")))
-                )).scalar()
-                if not locked:
-                    return 0
-                rows = (await conn.execute(
-                    sa.select(o.c.id, o.c.topic, o.c.key, o.c.headers, o.c.payload, o.c.traceparent, o.c.created_at)
-                    .where(o.c.published_at.is_(None)).order_by(o.c.id).limit(self.batch_size)
-                )).all()
-                if not rows:
-                    metrics.OUTBOX_BACKLOG.labels(self.service).set(0)
-                    return 0
-                await self.transport.send_many([
-                    Message(topic=r.topic, key=r.key.encode() if r.key else None,
-                            headers=headers_from_row(r), value=r.payload)
-                    for r in rows
-                ])
-                now = datetime.now(UTC)
-                await conn.execute(o.update().where(o.c.id.in_([r.id for r in rows])).values(published_at=now))
+        async with self.engine.connect() as conn, conn.begin():
+            # The advisory lock keeps one relay per service (replicas included) so that
+            # rows are published in commit order.
+            locked = (await conn.execute(
+                sa.select(sa.func.pg_try_advisory_xact_lock(sa.func.hashtext(f"outbox:{self.service}")))
+            )).scalar()
+            if not locked:
+                return 0
+            rows = (await conn.execute(
+                sa.select(o.c.id, o.c.topic, o.c.key, o.c.headers, o.c.payload, o.c.traceparent, o.c.created_at)
+                .where(o.c.published_at.is_(None)).order_by(o.c.id).limit(self.batch_size)
+            )).all()
+            if not rows:
+                metrics.OUTBOX_BACKLOG.labels(self.service).set(0)
+                return 0
+            await self.transport.send_many([
+                Message(topic=r.topic, key=r.key.encode() if r.key else None,
+                        headers=headers_from_row(r), value=r.payload)
+                for r in rows
+            ])
+            now = datetime.now(UTC)
+            await conn.execute(o.update().where(o.c.id.in_([r.id for r in rows])).values(published_at=now))
         for r in rows:
             metrics.EVENTS_PUBLISHED.labels(self.service, r.topic).inc()
             metrics.PUBLISH_LATENCY.labels(self.service).observe(max(0.0, (now - r.created_at).total_seconds()))

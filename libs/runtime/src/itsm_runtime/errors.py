@@ -36,7 +36,8 @@ class Conflict(Problem):
 
 
 def problem_response(status: int, *, title: str | None = None, detail: str | None = None,
-                     instance: str | None = None, type_: str = "about:blank", headers=None, **extensions) -> JSONResponse:
+                     instance: str | None = None, type_: str = "about:blank", headers=None,
+                     **extensions) -> JSONResponse:
     body = {"type": type_, "title": title or HTTPStatus(status).phrase, "status": status}
     if detail is not None:
         body["detail"] = detail

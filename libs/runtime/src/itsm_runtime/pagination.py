@@ -4,8 +4,10 @@ import base64
 import json
 from typing import Annotated, Any, Generic, TypeVar
 
+import sqlalchemy as sa
 from fastapi import Query
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .errors import Problem
 
@@ -47,6 +49,17 @@ def seq_after(cursor: str | None) -> int | None:
 def cursor_after(seq: int | None) -> str | None:
     """The cursor of the next page, or None on the last page."""
     return encode_cursor([seq]) if seq is not None else None
+
+
+async def keyset_page(conn: AsyncConnection, stmt: sa.Select, seq: sa.Column, *, after: int | None,
+                      limit: int) -> tuple[list, int | None]:
+    """At most `limit` rows of `stmt` past `after` in `seq` order, and the `seq` to continue from."""
+    if after is not None:
+        stmt = stmt.where(seq > after)
+    rows = (await conn.execute(stmt.order_by(seq).limit(limit + 1))).all()
+    if len(rows) > limit:
+        return rows[:limit], getattr(rows[limit - 1], seq.name)
+    return rows, None
 
 
 LimitParam = Annotated[int, Query(ge=1, le=500)]

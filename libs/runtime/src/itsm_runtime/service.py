@@ -9,17 +9,18 @@ from pathlib import Path
 from typing import Annotated
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import PlainTextResponse
+from fastapi import APIRouter, Depends, FastAPI, Header, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
 from itsm_events import Dispatcher, InProcessTransport, KafkaTransport, OutboxRelay, Transport, UnitOfWork
 from itsm_events.bus import Handler
 from itsm_events.outbox import messaging_tables
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from pydantic import BaseModel
 
 from .db import create_engine, migrate, ping
 from .errors import install_problem_handlers, problem_response
-from .idempotency import idempotency_table
+from .idempotency import idempotency_table, run_idempotent
 from .settings import ServiceSettings
 from .telemetry import configure_logging, configure_tracing
 
@@ -90,6 +91,18 @@ class ServiceRuntime:
             await self.transport.stop()
         await self.engine.dispose()
 
+    async def create_once(self, *, key: str | None, scope: str, request: BaseModel,
+                          create: Callable[[UnitOfWork], Awaitable[BaseModel]]) -> JSONResponse:
+        """Run a creating command in one unit of work, at most once per `Idempotency-Key`: 201 with what it made."""
+        async with self.uow() as uow:
+            async def action():
+                return 201, (await create(uow)).model_dump(mode="json")
+
+            status, body = await run_idempotent(uow.conn, self.tables["idempotency_keys"], key=key, scope=scope,
+                                                request=request.model_dump(mode="json"), action=action)
+            await uow.commit()
+        return JSONResponse(body, status_code=status)
+
     async def ready(self) -> dict[str, bool]:
         database, bus = await asyncio.gather(ping(self.engine), self.transport.healthy())
         return {"database": database, "bus": bus}
@@ -100,6 +113,7 @@ def get_runtime(request: Request) -> ServiceRuntime:
 
 
 RuntimeDep = Annotated[ServiceRuntime, Depends(get_runtime)]
+IdempotencyKey = Annotated[str | None, Header(description="A retry with the same key returns the first result")]
 
 
 class _MetricsMiddleware:

@@ -9,7 +9,7 @@ from itsm_runtime.scheduler import Scheduler
 from .db import repository
 from .domain.agreement import Agreement
 from .domain.calendar import BUILT_IN, Calendar
-from .domain.clock import Breached, Clock, Stage, Stopped, Warned
+from .domain.clock import Breached, Clock, Stage, Stopped, Warned, target_reached
 
 
 def calendar_of(clock_or_agreement) -> Calendar:
@@ -119,9 +119,7 @@ class IncidentEventHandlers:
                 agreements[clock.agreement_id] = await repository.get_agreement(uow.conn, clock.agreement_id)
             pause_on = agreements[clock.agreement_id].pause_on
             calendar = calendar_of(clock)
-            if clock.metric == "response" and data.from_status == "new":
-                clock.stop(calendar, at)
-            elif clock.metric == "resolution" and data.to_status in ("resolved", "closed"):
+            if target_reached(clock.metric, from_status=data.from_status, to_status=data.to_status):
                 clock.stop(calendar, at)
             elif data.to_status in pause_on:
                 clock.pause(calendar, at)

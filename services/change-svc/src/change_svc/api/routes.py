@@ -1,19 +1,15 @@
 """HTTP routes of change-svc: parse, call one handler, shape the response."""
 
 from dataclasses import asdict
-from typing import Annotated
 
-from fastapi import APIRouter, Header
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter
 
 from itsm_runtime.errors import NotFound, Problem
-from itsm_runtime.idempotency import run_idempotent
 from itsm_runtime.pagination import CursorParam, LimitParam, cursor_after, seq_after
-from itsm_runtime.service import RuntimeDep
+from itsm_runtime.service import IdempotencyKey, RuntimeDep
 
 from .. import handlers
 from ..db import repository
-from ..db.tables import platform
 from ..domain.model import Change, InvalidChange
 from .schemas import ChangeCreate, ChangePage, ChangeRead, ChangeTypeName, StatusName
 
@@ -29,23 +25,17 @@ def _read(change: Change) -> ChangeRead:
 
 
 @router.post("", status_code=201, response_model=ChangeRead)
-async def create_change(change_in: ChangeCreate, runtime: RuntimeDep,
-                        idempotency_key: Annotated[str | None, Header()] = None):
+async def create_change(change_in: ChangeCreate, runtime: RuntimeDep, idempotency_key: IdempotencyKey = None):
     """Request a change; without a risk, the risk follows from its type."""
-    async with runtime.uow() as uow:
-        async def create():
-            try:
-                change = await handlers.request_change(uow, **change_in.model_dump())
-            except InvalidChange as exc:
-                raise Problem(422, str(exc),
-                              errors=[{"field": exc.field, "message": str(exc), "type": "value_error"}]) from exc
-            return 201, _read(change).model_dump(mode="json")
 
-        status, body = await run_idempotent(uow.conn, platform["idempotency"], key=idempotency_key,
-                                            scope="POST /v1/changes", request=change_in.model_dump(mode="json"),
-                                            action=create)
-        await uow.commit()
-    return JSONResponse(body, status_code=status)
+    async def create(uow):
+        try:
+            return _read(await handlers.request_change(uow, **change_in.model_dump()))
+        except InvalidChange as exc:
+            raise Problem(422, str(exc),
+                          errors=[{"field": exc.field, "message": str(exc), "type": "value_error"}]) from exc
+
+    return await runtime.create_once(key=idempotency_key, scope="POST /v1/changes", request=change_in, create=create)
 
 
 @router.get("/{change_id}", response_model=ChangeRead)

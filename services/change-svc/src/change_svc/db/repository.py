@@ -3,6 +3,8 @@
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from itsm_runtime.pagination import keyset_page
+
 from ..domain.model import Change, ChangeType, Risk, Status
 from .tables import change_number, changes
 
@@ -40,16 +42,12 @@ async def add(conn: AsyncConnection, change: Change) -> None:
 
 async def list_page(conn: AsyncConnection, *, status: str | None, type: str | None, service_id: str | None,
                     after_seq: int | None, limit: int) -> tuple[list[Change], int | None]:
-    stmt = sa.select(changes).order_by(changes.c.created_seq).limit(limit + 1)
+    stmt = sa.select(changes)
     if status:
         stmt = stmt.where(changes.c.status == status)
     if type:
         stmt = stmt.where(changes.c.type == type)
     if service_id:
         stmt = stmt.where(changes.c.service_id == service_id)
-    if after_seq is not None:
-        stmt = stmt.where(changes.c.created_seq > after_seq)
-    rows = (await conn.execute(stmt)).all()
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return [_to_domain(r) for r in rows], (rows[-1].created_seq if more else None)
+    rows, last = await keyset_page(conn, stmt, changes.c.created_seq, after=after_seq, limit=limit)
+    return [_to_domain(r) for r in rows], last

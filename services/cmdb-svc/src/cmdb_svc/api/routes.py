@@ -1,18 +1,14 @@
 """HTTP routes of cmdb-svc: parse, call one handler, shape the response."""
 
-from typing import Annotated
 
-from fastapi import APIRouter, Header
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter
 
 from itsm_runtime.errors import Conflict, NotFound, Problem
-from itsm_runtime.idempotency import run_idempotent
 from itsm_runtime.pagination import CursorParam, LimitParam, cursor_after, seq_after
-from itsm_runtime.service import RuntimeDep
+from itsm_runtime.service import IdempotencyKey, RuntimeDep
 
 from .. import handlers
 from ..db import repository
-from ..db.tables import platform
 from ..domain.model import (
     Ci, DuplicateRelationship, InvalidCi, InvalidRelationship, KeyTaken, Relationship, UnknownCi,
 )
@@ -43,24 +39,18 @@ def _invalid(exc: InvalidCi | InvalidRelationship | UnknownCi, *, error_type: st
 
 
 @cis.post("", status_code=201, response_model=CiRead)
-async def create_ci(ci_in: CiCreate, runtime: RuntimeDep,
-                    idempotency_key: Annotated[str | None, Header()] = None):
+async def create_ci(ci_in: CiCreate, runtime: RuntimeDep, idempotency_key: IdempotencyKey = None):
     """Add a configuration item; a key another CI holds is a 409."""
-    async with runtime.uow() as uow:
-        async def create():
-            try:
-                ci = await handlers.create_ci(uow, **ci_in.model_dump())
-            except KeyTaken as exc:
-                raise Conflict(str(exc), key=exc.key) from exc
-            except InvalidCi as exc:
-                raise _invalid(exc) from exc
-            return 201, _read_ci(ci).model_dump(mode="json")
 
-        status, body = await run_idempotent(uow.conn, platform["idempotency"], key=idempotency_key,
-                                            scope="POST /v1/cis", request=ci_in.model_dump(mode="json"),
-                                            action=create)
-        await uow.commit()
-    return JSONResponse(body, status_code=status)
+    async def create(uow):
+        try:
+            return _read_ci(await handlers.create_ci(uow, **ci_in.model_dump()))
+        except KeyTaken as exc:
+            raise Conflict(str(exc), key=exc.key) from exc
+        except InvalidCi as exc:
+            raise _invalid(exc) from exc
+
+    return await runtime.create_once(key=idempotency_key, scope="POST /v1/cis", request=ci_in, create=create)
 
 
 @cis.get("/{ci_id}", response_model=CiRead)
@@ -96,25 +86,21 @@ async def list_ci_relationships(ci_id: str, runtime: RuntimeDep, limit: LimitPar
 
 @relationships.post("", status_code=201, response_model=RelationshipRead)
 async def create_relationship(relationship_in: RelationshipCreate, runtime: RuntimeDep,
-                              idempotency_key: Annotated[str | None, Header()] = None):
+                              idempotency_key: IdempotencyKey = None):
     """Relate two CIs; an unknown CI or a self-loop is a 422, an exact repeat a 409."""
-    async with runtime.uow() as uow:
-        async def create():
-            try:
-                relationship = await handlers.create_relationship(uow, **relationship_in.model_dump())
-            except DuplicateRelationship as exc:
-                raise Conflict(str(exc)) from exc
-            except InvalidRelationship as exc:
-                raise _invalid(exc) from exc
-            except UnknownCi as exc:
-                raise _invalid(exc, error_type="not_found") from exc
-            return 201, _read_relationship(relationship).model_dump(mode="json")
 
-        status, body = await run_idempotent(uow.conn, platform["idempotency"], key=idempotency_key,
-                                            scope="POST /v1/relationships",
-                                            request=relationship_in.model_dump(mode="json"), action=create)
-        await uow.commit()
-    return JSONResponse(body, status_code=status)
+    async def create(uow):
+        try:
+            return _read_relationship(await handlers.create_relationship(uow, **relationship_in.model_dump()))
+        except DuplicateRelationship as exc:
+            raise Conflict(str(exc)) from exc
+        except InvalidRelationship as exc:
+            raise _invalid(exc) from exc
+        except UnknownCi as exc:
+            raise _invalid(exc, error_type="not_found") from exc
+
+    return await runtime.create_once(key=idempotency_key, scope="POST /v1/relationships", request=relationship_in,
+                                     create=create)
 
 
 router.include_router(cis)

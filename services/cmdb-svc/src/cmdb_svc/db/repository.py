@@ -4,6 +4,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from itsm_runtime.pagination import keyset_page
+
 from ..domain.model import Ci, CiType, Redundancy, Relationship, RelationshipType
 from .tables import cis, relationships
 
@@ -25,10 +27,6 @@ def _relationship_to_domain(row) -> Relationship:
                         type=RelationshipType(row.type), created_at=row.created_at)
 
 
-def _page(rows: list, limit: int) -> tuple[list, int | None]:
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, (rows[-1].created_seq if more else None)
 
 
 async def get_ci(conn: AsyncConnection, ci_id: str) -> Ci | None:
@@ -49,12 +47,10 @@ async def existing_ci_ids(conn: AsyncConnection, ci_ids: list[str]) -> set[str]:
 
 async def list_cis(conn: AsyncConnection, *, type: str | None, after_seq: int | None,
                    limit: int) -> tuple[list[Ci], int | None]:
-    stmt = sa.select(cis).order_by(cis.c.created_seq).limit(limit + 1)
+    stmt = sa.select(cis)
     if type:
         stmt = stmt.where(cis.c.type == type)
-    if after_seq is not None:
-        stmt = stmt.where(cis.c.created_seq > after_seq)
-    rows, last = _page((await conn.execute(stmt)).all(), limit)
+    rows, last = await keyset_page(conn, stmt, cis.c.created_seq, after=after_seq, limit=limit)
     return [_ci_to_domain(r) for r in rows], last
 
 
@@ -73,13 +69,7 @@ async def add_relationship(conn: AsyncConnection, relationship: Relationship) ->
 async def list_relationships(conn: AsyncConnection, *, ci_id: str, after_seq: int | None,
                              limit: int) -> tuple[list[Relationship], int | None]:
     """Relationships in which the CI is the source or the target, oldest first."""
-    stmt = (
-        sa.select(relationships)
-        .where(sa.or_(relationships.c.source_id == ci_id, relationships.c.target_id == ci_id))
-        .order_by(relationships.c.created_seq)
-        .limit(limit + 1)
-    )
-    if after_seq is not None:
-        stmt = stmt.where(relationships.c.created_seq > after_seq)
-    rows, last = _page((await conn.execute(stmt)).all(), limit)
+    stmt = sa.select(relationships).where(
+        sa.or_(relationships.c.source_id == ci_id, relationships.c.target_id == ci_id))
+    rows, last = await keyset_page(conn, stmt, relationships.c.created_seq, after=after_seq, limit=limit)
     return [_relationship_to_domain(r) for r in rows], last

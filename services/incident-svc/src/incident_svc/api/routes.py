@@ -3,17 +3,14 @@
 from dataclasses import asdict
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Query
 
 from itsm_runtime.errors import Conflict, NotFound, Problem
-from itsm_runtime.idempotency import run_idempotent
 from itsm_runtime.pagination import CursorParam, LimitParam, cursor_after, seq_after
-from itsm_runtime.service import RuntimeDep
+from itsm_runtime.service import IdempotencyKey, RuntimeDep
 
 from .. import handlers
 from ..db import repository
-from ..db.tables import platform
 from ..domain.model import IllegalTransition, Incident, InvalidIncident
 from .schemas import IncidentCreate, IncidentPage, IncidentRead, IncidentUpdate, Level, StatusName
 
@@ -27,19 +24,14 @@ def _read(incident: Incident) -> IncidentRead:
 
 
 @router.post("", status_code=201, response_model=IncidentRead)
-async def create_incident(incident_in: IncidentCreate, runtime: RuntimeDep,
-                          idempotency_key: Annotated[str | None, Header()] = None):
+async def create_incident(incident_in: IncidentCreate, runtime: RuntimeDep, idempotency_key: IdempotencyKey = None):
     """Open an incident; its priority follows the ITIL impact x urgency matrix."""
-    async with runtime.uow() as uow:
-        async def create():
-            incident = await handlers.open_incident(uow, **incident_in.model_dump())
-            return 201, _read(incident).model_dump(mode="json")
 
-        status, body = await run_idempotent(uow.conn, platform["idempotency"], key=idempotency_key,
-                                            scope="POST /v1/incidents",
-                                            request=incident_in.model_dump(mode="json"), action=create)
-        await uow.commit()
-    return JSONResponse(body, status_code=status)
+    async def create(uow):
+        return _read(await handlers.open_incident(uow, **incident_in.model_dump()))
+
+    return await runtime.create_once(key=idempotency_key, scope="POST /v1/incidents", request=incident_in,
+                                     create=create)
 
 
 @router.get("/{incident_id}", response_model=IncidentRead)

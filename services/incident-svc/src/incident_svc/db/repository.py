@@ -3,6 +3,8 @@
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from itsm_runtime.pagination import keyset_page
+
 from ..domain.model import Incident, Status
 from .tables import incident_number, incidents
 
@@ -44,16 +46,12 @@ async def save(conn: AsyncConnection, incident: Incident) -> None:
 
 async def list_page(conn: AsyncConnection, *, status: str | None, service_id: str | None, priority: int | None,
                     after_seq: int | None, limit: int) -> tuple[list[Incident], int | None]:
-    stmt = sa.select(incidents).order_by(incidents.c.created_seq).limit(limit + 1)
+    stmt = sa.select(incidents)
     if status:
         stmt = stmt.where(incidents.c.status == status)
     if service_id:
         stmt = stmt.where(incidents.c.service_id == service_id)
     if priority:
         stmt = stmt.where(incidents.c.priority == priority)
-    if after_seq is not None:
-        stmt = stmt.where(incidents.c.created_seq > after_seq)
-    rows = (await conn.execute(stmt)).all()
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return [_to_domain(r) for r in rows], (rows[-1].created_seq if more else None)
+    rows, last = await keyset_page(conn, stmt, incidents.c.created_seq, after=after_seq, limit=limit)
+    return [_to_domain(r) for r in rows], last

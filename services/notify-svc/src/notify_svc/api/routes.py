@@ -1,18 +1,14 @@
 """HTTP routes of notify-svc: parse, call one handler, shape the response."""
 
-from typing import Annotated
 
-from fastapi import APIRouter, Header, Response
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Response
 
 from itsm_runtime.errors import NotFound, Problem
-from itsm_runtime.idempotency import run_idempotent
 from itsm_runtime.pagination import CursorParam, LimitParam, cursor_after, seq_after
-from itsm_runtime.service import RuntimeDep
+from itsm_runtime.service import IdempotencyKey, RuntimeDep
 
 from .. import handlers
 from ..db import repository
-from ..db.tables import platform
 from ..domain.model import Subscription, UnsupportedChannel
 from .schemas import (
     DeliveryAttemptRead, DeliveryDetailRead, DeliveryPage, DeliveryRead, DeliveryStatusName, SubscriptionCreate,
@@ -32,22 +28,18 @@ def _read(subscription: Subscription) -> SubscriptionRead:
 
 @subscriptions.post("", status_code=201, response_model=SubscriptionSecretRead)
 async def create_subscription(subscription_in: SubscriptionCreate, runtime: RuntimeDep,
-                              idempotency_key: Annotated[str | None, Header()] = None):
+                              idempotency_key: IdempotencyKey = None):
     """Subscribe a webhook to event types; the response carries its signing secret, shown only this once."""
-    async with runtime.uow() as uow:
-        async def create():
-            try:
-                subscription = await handlers.create_subscription(uow, **subscription_in.model_dump())
-            except UnsupportedChannel as exc:
-                raise Problem(422, str(exc), channel=exc.channel) from exc
-            body = SubscriptionSecretRead(**_read(subscription).model_dump(), secret=subscription.secret)
-            return 201, body.model_dump(mode="json")
 
-        status, body = await run_idempotent(uow.conn, platform["idempotency"], key=idempotency_key,
-                                            scope="POST /v1/subscriptions",
-                                            request=subscription_in.model_dump(mode="json"), action=create)
-        await uow.commit()
-    return JSONResponse(body, status_code=status)
+    async def create(uow):
+        try:
+            subscription = await handlers.create_subscription(uow, **subscription_in.model_dump())
+        except UnsupportedChannel as exc:
+            raise Problem(422, str(exc), channel=exc.channel) from exc
+        return SubscriptionSecretRead(**_read(subscription).model_dump(), secret=subscription.secret)
+
+    return await runtime.create_once(key=idempotency_key, scope="POST /v1/subscriptions", request=subscription_in,
+                                     create=create)
 
 
 @subscriptions.get("/{subscription_id}", response_model=SubscriptionRead)

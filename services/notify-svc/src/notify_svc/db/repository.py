@@ -7,6 +7,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, array, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from itsm_runtime.pagination import keyset_page
+
 from ..domain.model import WILDCARD, Channel, DeliveryStatus, Subscription
 from .tables import deliveries, delivery_attempts, subscriptions
 
@@ -42,14 +44,9 @@ async def get_subscription(conn: AsyncConnection, subscription_id: str) -> Subsc
 async def list_subscriptions(conn: AsyncConnection, *, after_seq: int | None,
                              limit: int) -> tuple[list[Subscription], int | None]:
     """A page of active subscriptions in creation order, and the cursor value of the next page."""
-    stmt = (sa.select(subscriptions).where(subscriptions.c.active)
-            .order_by(subscriptions.c.created_seq).limit(limit + 1))
-    if after_seq is not None:
-        stmt = stmt.where(subscriptions.c.created_seq > after_seq)
-    rows = (await conn.execute(stmt)).all()
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return [_to_subscription(r) for r in rows], (rows[-1].created_seq if more else None)
+    stmt = sa.select(subscriptions).where(subscriptions.c.active)
+    rows, last = await keyset_page(conn, stmt, subscriptions.c.created_seq, after=after_seq, limit=limit)
+    return [_to_subscription(r) for r in rows], last
 
 
 async def deactivate_subscription(conn: AsyncConnection, subscription_id: str, *, at: datetime) -> bool:
@@ -194,16 +191,11 @@ async def attempts_of(conn: AsyncConnection, delivery_id: str) -> list:
 async def list_deliveries(conn: AsyncConnection, *, subscription_id: str | None, event_id: str | None,
                           status: str | None, after_seq: int | None, limit: int) -> tuple[list, int | None]:
     """A page of deliveries in creation order, and the cursor value of the next page."""
-    stmt = sa.select(*DELIVERY_FIELDS).order_by(deliveries.c.created_seq).limit(limit + 1)
+    stmt = sa.select(*DELIVERY_FIELDS)
     if subscription_id:
         stmt = stmt.where(deliveries.c.subscription_id == subscription_id)
     if event_id:
         stmt = stmt.where(deliveries.c.event_id == event_id)
     if status:
         stmt = stmt.where(deliveries.c.status == status)
-    if after_seq is not None:
-        stmt = stmt.where(deliveries.c.created_seq > after_seq)
-    rows = (await conn.execute(stmt)).all()
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, (rows[-1].created_seq if more else None)
+    return await keyset_page(conn, stmt, deliveries.c.created_seq, after=after_seq, limit=limit)

@@ -2,19 +2,15 @@
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated
 
-from fastapi import APIRouter, Header
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter
 
 from itsm_runtime.errors import NotFound, Problem
-from itsm_runtime.idempotency import run_idempotent
 from itsm_runtime.pagination import CursorParam, LimitParam, cursor_after, seq_after
-from itsm_runtime.service import RuntimeDep
+from itsm_runtime.service import IdempotencyKey, RuntimeDep
 
 from .. import handlers
 from ..db import repository
-from ..db.tables import platform
 from ..domain.agreement import Agreement, InvalidAgreement, Target
 from ..domain.calendar import BUILT_IN
 from ..domain.clock import Clock
@@ -43,7 +39,8 @@ def _clock_read(clock: Clock, now: datetime) -> ClockRead:
         customer_id=clock.customer_id, metric=clock.metric, priority=clock.priority, stage=str(clock.stage),
         breached=clock.breached, started_at=clock.started_at, deadline=clock.deadline,
         breached_at=clock.breached_at, completed_at=clock.completed_at,
-        elapsed_seconds=round(clock.elapsed(calendar, now), 3), remaining_seconds=round(clock.remaining(calendar, now), 3),
+        elapsed_seconds=round(clock.elapsed(calendar, now), 3),
+        remaining_seconds=round(clock.remaining(calendar, now), 3),
         percent=round(clock.percent(calendar, now), 2), warnings_fired=clock.warnings_fired,
     )
 
@@ -56,7 +53,7 @@ async def list_calendars():
 
 @router.post("/agreements", status_code=201, response_model=AgreementRead, tags=["agreements"])
 async def create_agreement(agreement_in: AgreementCreate, runtime: RuntimeDep,
-                           idempotency_key: Annotated[str | None, Header()] = None):
+                           idempotency_key: IdempotencyKey = None):
     """Create an agreement with response/resolution targets per priority."""
     if agreement_in.calendar_id not in BUILT_IN:
         raise Problem(422, f"calendar {agreement_in.calendar_id!r} does not exist")
@@ -69,17 +66,13 @@ async def create_agreement(agreement_in: AgreementCreate, runtime: RuntimeDep,
         )
     except InvalidAgreement as exc:
         raise Problem(422, str(exc)) from exc
-    async with runtime.uow() as uow:
-        async def create():
-            await handlers.create_agreement(uow, agreement)
-            stored = await repository.get_agreement(uow.conn, agreement.id)
-            return 201, _agreement_read(stored).model_dump(mode="json")
 
-        status, body = await run_idempotent(uow.conn, platform["idempotency"], key=idempotency_key,
-                                            scope="POST /v1/agreements",
-                                            request=agreement_in.model_dump(mode="json"), action=create)
-        await uow.commit()
-    return JSONResponse(body, status_code=status)
+    async def create(uow):
+        await handlers.create_agreement(uow, agreement)
+        return _agreement_read(await repository.get_agreement(uow.conn, agreement.id))
+
+    return await runtime.create_once(key=idempotency_key, scope="POST /v1/agreements", request=agreement_in,
+                                     create=create)
 
 
 @router.get("/agreements/{agreement_id}", response_model=AgreementRead, tags=["agreements"])

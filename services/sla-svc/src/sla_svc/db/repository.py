@@ -6,6 +6,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from itsm_runtime.pagination import keyset_page
+
 from ..domain.agreement import Agreement, Target
 from ..domain.calendar import BUILT_IN
 from ..domain.clock import Clock, Stage
@@ -49,15 +51,11 @@ async def agreements_for_service(conn: AsyncConnection, service_id: str) -> list
 
 async def list_agreements(conn: AsyncConnection, *, service_id: str | None, after_seq: int | None,
                           limit: int) -> tuple[list[Agreement], int | None]:
-    stmt = sa.select(agreements).order_by(agreements.c.created_seq).limit(limit + 1)
+    stmt = sa.select(agreements)
     if service_id:
         stmt = stmt.where(agreements.c.service_id == service_id)
-    if after_seq is not None:
-        stmt = stmt.where(agreements.c.created_seq > after_seq)
-    rows = (await conn.execute(stmt)).all()
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return [agreement_from_row(r) for r in rows], (rows[-1].created_seq if more else None)
+    rows, last = await keyset_page(conn, stmt, agreements.c.created_seq, after=after_seq, limit=limit)
+    return [agreement_from_row(r) for r in rows], last
 
 
 def clock_from_row(row) -> Clock:
@@ -102,19 +100,15 @@ async def clocks_of_incident(conn: AsyncConnection, incident_id: str, *, for_upd
 
 async def list_clocks(conn: AsyncConnection, *, incident_id: str | None, agreement_id: str | None,
                       stage: str | None, after_seq: int | None, limit: int) -> tuple[list[Clock], int | None]:
-    stmt = sa.select(clocks).order_by(clocks.c.created_seq).limit(limit + 1)
+    stmt = sa.select(clocks)
     if incident_id:
         stmt = stmt.where(clocks.c.incident_id == incident_id)
     if agreement_id:
         stmt = stmt.where(clocks.c.agreement_id == agreement_id)
     if stage:
         stmt = stmt.where(clocks.c.stage == stage)
-    if after_seq is not None:
-        stmt = stmt.where(clocks.c.created_seq > after_seq)
-    rows = (await conn.execute(stmt)).all()
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return [clock_from_row(r) for r in rows], (rows[-1].created_seq if more else None)
+    rows, last = await keyset_page(conn, stmt, clocks.c.created_seq, after=after_seq, limit=limit)
+    return [clock_from_row(r) for r in rows], last
 
 
 async def due_clocks(conn: AsyncConnection) -> list[tuple[str, object]]:

@@ -21,6 +21,13 @@ class Stage(StrEnum):
     CANCELLED = "cancelled"
 
 
+def target_reached(metric: str, *, from_status: str, to_status: str) -> bool:
+    """Response is reached by the first move out of `new`; resolution by `resolved` (or `closed`)."""
+    if metric == "response":
+        return from_status == "new"
+    return to_status in ("resolved", "closed")
+
+
 @dataclass(frozen=True)
 class Warned:
     threshold: float
