@@ -9,6 +9,7 @@ import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import httpx
 from aiokafka import AIOKafkaProducer
 
@@ -55,11 +56,36 @@ async def run(clocks: int = CLOCKS) -> dict:
             delays = sorted((r.at - deadline).total_seconds() for r in receiver.requests)
         assert len(delays) == clocks, f"only {len(delays)} of {clocks} breach webhooks arrived"
         assert datetime.now(UTC) > deadline
+        stages = await stage_delays(stack.database_url, deadline)
         return {
             "clocks": clocks,
+            **stages,
             "deadline_to_webhook_p50_ms": round(percentile(delays, 50) * 1000, 1),
             "deadline_to_webhook_p99_ms": round(percentile(delays, 99) * 1000, 1),
             "deadline_to_webhook_max_ms": round(delays[-1] * 1000, 1),
         }
     finally:
         stack.stop_all()
+
+
+async def stage_delays(database_url: str, deadline: datetime) -> dict:
+    """Where the time goes: breach committed, breach published, delivery created (p50/p99 after the deadline)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        committed = await conn.fetch("SELECT created_at, published_at FROM sla.outbox WHERE event_type = $1",
+                                     "itsm.sla.breached")
+        created = await conn.fetch("SELECT created_at FROM notify.deliveries WHERE event_type = $1",
+                                   "itsm.sla.breached")
+    finally:
+        await conn.close()
+
+    def p(values: list[datetime], q: float) -> float:
+        return round(percentile(sorted((v - deadline).total_seconds() for v in values), q) * 1000, 1)
+
+    return {
+        "breach_committed_p50_ms": p([r["created_at"] for r in committed], 50),
+        "breach_committed_p99_ms": p([r["created_at"] for r in committed], 99),
+        "breach_published_p99_ms": p([r["published_at"] for r in committed], 99),
+        "delivery_created_p50_ms": p([r["created_at"] for r in created], 50),
+        "delivery_created_p99_ms": p([r["created_at"] for r in created], 99),
+    }

@@ -9,8 +9,9 @@ from itsm_runtime.scheduler import Scheduler
 async def test_fires_at_the_instant_and_reschedule_replaces():
     fired: dict[str, datetime] = {}
 
-    async def fire(key):
-        fired[key] = datetime.now(UTC)
+    async def fire(keys):
+        for key in keys:
+            fired[key] = datetime.now(UTC)
 
     scheduler = Scheduler(fire, name="test")
     scheduler.start()
@@ -34,8 +35,8 @@ async def test_fires_at_the_instant_and_reschedule_replaces():
 async def test_a_failing_timer_is_retried():
     calls = []
 
-    async def fire(key):
-        calls.append(key)
+    async def fire(keys):
+        calls.extend(keys)
         if len(calls) == 1:
             raise RuntimeError("database away")
 
@@ -50,3 +51,22 @@ async def test_a_failing_timer_is_retried():
     finally:
         await scheduler.stop()
     assert calls == ["k", "k"]
+
+
+async def test_keys_due_together_are_fired_in_batches():
+    batches: list[list[int]] = []
+
+    async def fire(keys):
+        batches.append(list(keys))
+
+    scheduler = Scheduler(fire, name="test", batch_size=100)
+    at = datetime.now(UTC) + timedelta(milliseconds=100)
+    for key in range(250):
+        scheduler.schedule(key, at)
+    scheduler.start()
+    try:
+        await asyncio.sleep(0.4)
+    finally:
+        await scheduler.stop()
+    assert sorted(len(b) for b in batches) == [50, 100, 100]
+    assert sorted(k for b in batches for k in b) == list(range(250))

@@ -44,7 +44,7 @@ class Message:
     offset: int = 0
 
 
-DispatchFn = Callable[[Message], Awaitable[None]]
+DispatchFn = Callable[[list[Message]], Awaitable[None]]
 
 
 class Transport(Protocol):
@@ -135,12 +135,12 @@ class KafkaTransport:
                 await asyncio.sleep(1)
 
     async def _drain(self, consumer, group, tp: TopicPartition, records, dispatch: DispatchFn) -> None:
-        for record in records:
-            await dispatch(Message(
-                topic=record.topic, key=record.key, headers=dict(record.headers or ()), value=record.value,
-                partition=record.partition, offset=record.offset,
-            ))
-            await consumer.commit({tp: record.offset + 1})
+        await dispatch([
+            Message(topic=record.topic, key=record.key, headers=dict(record.headers or ()), value=record.value,
+                    partition=record.partition, offset=record.offset)
+            for record in records
+        ])
+        await consumer.commit({tp: records[-1].offset + 1})  # after the database commit of every record
         highwater = consumer.highwater(tp)
         if highwater is not None:
             metrics.CONSUMER_LAG.labels(group, tp.topic, str(tp.partition)).set(
@@ -206,9 +206,12 @@ class InProcessTransport:
             if message.topic.endswith(".dlq"):
                 self.dead_letters.append(message)
                 log.error("dead letter on %s: %s", message.topic, message.headers.get("error", b"").decode())
-                continue
+        by_group: dict[DispatchFn, list[Message]] = defaultdict(list)
+        for message in messages:
             for _group, dispatch in self._groups.get(message.topic, ()):
-                await dispatch(message)
+                by_group[dispatch].append(message)
+        for dispatch, batch in by_group.items():
+            await dispatch(batch)
 
     async def healthy(self) -> bool:
         return True
@@ -312,30 +315,64 @@ class Dispatcher:
             return set(ALL)
         return {topic_for_type(t) for t in self.handlers}
 
-    async def dispatch(self, message: Message) -> None:
+    async def dispatch(self, messages: list[Message]) -> None:
+        """Handle records in order: the whole batch in one unit of work, or one by one if that fails.
+
+        One transaction per batch is what lets a consumer keep up with a storm; a batch that
+        fails is rolled back whole, and each record then gets its own retries and dead letter.
+        """
+        prepared = [item for item in [await self._prepare(m) for m in messages] if item is not None]
+        if len(prepared) > 1:
+            try:
+                async with self.uow_factory() as uow:
+                    outcomes = [await self._handle_in(uow, *item) for item in prepared]
+                    await uow.commit()
+            except Exception as exc:
+                log.warning("%s: a batch of %d failed (%r); handling its records one by one",
+                            self.group, len(prepared), exc)
+            else:
+                for (_, envelope, _, _), outcome in zip(prepared, outcomes, strict=True):
+                    metrics.EVENTS_CONSUMED.labels(self.group, envelope.type, outcome).inc()
+                return
+        for item in prepared:
+            await self._handle_with_retries(*item)
+
+    async def _prepare(self, message: Message) -> tuple[Message, Envelope, BaseModel | None, Handler] | None:
+        """Decode a record and find its handler; None if it is dead-lettered or not ours."""
         try:
             envelope = from_kafka(message.headers, message.value)
-        except PoisonMessage as exc:
-            await self._dead_letter(message, exc, attempts=0)
-            return
-        handler = self.handlers.get(envelope.type) or self.handlers.get("*")
-        if handler is None:
-            metrics.EVENTS_CONSUMED.labels(self.group, envelope.type, "ignored").inc()
-            return
-        try:
+            handler = self.handlers.get(envelope.type) or self.handlers.get("*")
+            if handler is None:
+                metrics.EVENTS_CONSUMED.labels(self.group, envelope.type, "ignored").inc()
+                return None
             data = parse_data(envelope) if envelope.type in self.handlers else None
         except PoisonMessage as exc:
             await self._dead_letter(message, exc, attempts=0)
-            return
-        parent = context_from_headers(message.headers)
+            return None
+        return message, envelope, data, handler
+
+    async def _handle_in(self, uow: UnitOfWork, message: Message, envelope: Envelope, data: BaseModel | None,
+                         handler: Handler) -> str:
+        """Run one handler in `uow` under the trace context the record carries, after claiming the inbox."""
+        with tracer.start_as_current_span(
+            f"{self.group} process {envelope.type}", context=context_from_headers(message.headers),
+            kind=trace.SpanKind.CONSUMER,
+            attributes={"messaging.system": "kafka", "messaging.destination.name": message.topic,
+                        "messaging.message.id": envelope.id, "messaging.consumer.group.name": self.group},
+        ):
+            if not await claim_inbox(uow.conn, self.inbox, consumer=self.group, envelope=envelope):
+                return "duplicate"
+            log.info("%s handling %s %s", self.group, envelope.type, envelope.id)
+            await handler(envelope, data, uow)
+            return "processed"
+
+    async def _handle_with_retries(self, message: Message, envelope: Envelope, data: BaseModel | None,
+                                   handler: Handler) -> None:
         for attempt in range(1, self.max_attempts + 1):
             try:
-                with tracer.start_as_current_span(
-                    f"{self.group} process {envelope.type}", context=parent, kind=trace.SpanKind.CONSUMER,
-                    attributes={"messaging.system": "kafka", "messaging.destination.name": message.topic,
-                                "messaging.message.id": envelope.id, "messaging.consumer.group.name": self.group},
-                ):
-                    outcome = await self._handle_once(envelope, data, handler)
+                async with self.uow_factory() as uow:
+                    outcome = await self._handle_in(uow, message, envelope, data, handler)
+                    await uow.commit()
                 metrics.EVENTS_CONSUMED.labels(self.group, envelope.type, outcome).inc()
                 return
             except Exception as exc:
@@ -346,15 +383,6 @@ class Dispatcher:
                     await self._dead_letter(message, exc, attempts=attempt)
                     return
                 await asyncio.sleep(self.backoff_seconds * 2 ** (attempt - 1) * (0.5 + random.random()))
-
-    async def _handle_once(self, envelope: Envelope, data: BaseModel | None, handler: Handler) -> str:
-        async with self.uow_factory() as uow:
-            if not await claim_inbox(uow.conn, self.inbox, consumer=self.group, envelope=envelope):
-                return "duplicate"
-            log.info("%s handling %s %s", self.group, envelope.type, envelope.id)
-            await handler(envelope, data, uow)
-            await uow.commit()
-        return "processed"
 
     async def _dead_letter(self, message: Message, exc: Exception, *, attempts: int) -> None:
         topic = dead_letter_topic(message.topic, self.group)

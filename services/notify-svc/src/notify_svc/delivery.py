@@ -45,7 +45,8 @@ class DeliveryWorker:
                                   max_attempts=settings.max_attempts,
                                   retry_after_max_seconds=settings.retry_after_max_seconds)
         # Created up front so that deliveries handed over before start() are kept, not lost.
-        self.scheduler = Scheduler(self.attempt, name="notify-deliveries", concurrency=settings.delivery_concurrency)
+        self.scheduler = Scheduler(self._attempt_each, name="notify-deliveries",
+                                   concurrency=settings.delivery_concurrency)
         self._runtime: ServiceRuntime | None = None
         self._client: httpx.AsyncClient | None = None
         self._sweeper: asyncio.Task | None = None
@@ -89,6 +90,10 @@ class DeliveryWorker:
     @property
     def _lease(self) -> timedelta:
         return timedelta(seconds=2 * self.settings.delivery_timeout_seconds + 10)
+
+    async def _attempt_each(self, delivery_ids: list[Hashable]) -> None:
+        for delivery_id in delivery_ids:
+            await self.attempt(delivery_id)
 
     async def attempt(self, delivery_id: Hashable) -> None:
         """One attempt: claim the delivery, POST it, store the outcome and schedule the next try."""

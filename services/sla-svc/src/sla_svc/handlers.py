@@ -19,9 +19,9 @@ def calendar_of(clock_or_agreement) -> Calendar:
 class ClockTimers:
     """Wakes each clock at its next warning or deadline; the due times themselves are in the database."""
 
-    def __init__(self, uow_factory, *, concurrency: int = 64):
+    def __init__(self, uow_factory, *, concurrency: int = 8, batch_size: int = 500):
         self._uow_factory = uow_factory
-        self.scheduler = Scheduler(self.fire, name="sla-clocks", concurrency=concurrency)
+        self.scheduler = Scheduler(self.fire, name="sla-clocks", concurrency=concurrency, batch_size=batch_size)
 
     async def start(self, conn) -> int:
         """Load every pending timer (those that fell due while we were down fire at once)."""
@@ -39,15 +39,16 @@ class ClockTimers:
         else:
             self.scheduler.schedule(clock.id, due)
 
-    async def fire(self, clock_id: str) -> None:
+    async def fire(self, clock_ids: list[str]) -> None:
+        """Record the warnings and breaches now due on these clocks, in one transaction."""
         async with self._uow_factory() as uow:
-            clock = await repository.get_clock(uow.conn, clock_id, for_update=True)
-            if clock is None:
-                return
-            clock.fire(calendar_of(clock), datetime.now(UTC))
-            await repository.save_clock(uow.conn, clock)
-            publish(uow, clock)
-            uow.after_commit(lambda: self.track(clock))
+            clocks = await repository.get_clocks(uow.conn, clock_ids, for_update=True)
+            now = datetime.now(UTC)
+            for clock in clocks:
+                clock.fire(calendar_of(clock), now)
+                publish(uow, clock)
+            await repository.save_clocks(uow.conn, clocks)
+            uow.after_commit(lambda: [self.track(c) for c in clocks])
             await uow.commit()
 
 

@@ -30,7 +30,7 @@ def create_app(settings: Settings | None = None, transport: Transport | None = N
 
     runtime = ServiceRuntime(name=NAME, settings=settings, metadata=metadata, migrations_dir=MIGRATIONS,
                              transport=transport, on_start=[start_timers], on_stop=[stop_timers])
-    timers = ClockTimers(runtime.uow, concurrency=settings.timer_concurrency)
+    timers = ClockTimers(runtime.uow, concurrency=settings.timer_concurrency, batch_size=settings.timer_batch_size)
     runtime.dispatcher.handlers.update(subscriptions(IncidentEventHandlers(timers)))
     runtime.state["timers"] = timers
     return build_app(runtime, title="sla-svc", routers=[router],

@@ -10,4 +10,5 @@ class Settings(ServiceSettings):
 
     port: int = 8102
     db_schema: str = "sla"
-    timer_concurrency: int = 64
+    timer_concurrency: int = 8
+    timer_batch_size: int = 500

@@ -83,16 +83,33 @@ async def save_clock(conn: AsyncConnection, clock: Clock) -> None:
     await conn.execute(clocks.update().where(clocks.c.id == clock.id).values(**_clock_row(clock)))
 
 
-async def get_clock(conn: AsyncConnection, clock_id: str, *, for_update: bool = False) -> Clock | None:
-    stmt = sa.select(clocks).where(clocks.c.id == clock_id)
+_MUTABLE = ["stage", "deadline", "accumulated_seconds", "running_since", "warnings_fired", "breached", "breached_at",
+            "completed_at", "next_due_at"]
+_SAVE_MANY = clocks.update().where(clocks.c.id == sa.bindparam("clock_id")).values(
+    {name: sa.bindparam(f"new_{name}") for name in _MUTABLE})
+
+
+async def save_clocks(conn: AsyncConnection, many: list[Clock]) -> None:
+    """Save the changing state of many clocks in one executemany."""
+    if not many:
+        return
+    rows = []
+    for clock in many:
+        row = _clock_row(clock)
+        rows.append({"clock_id": clock.id, **{f"new_{name}": row[name] for name in _MUTABLE}})
+    await conn.execute(_SAVE_MANY, rows)
+
+
+async def get_clocks(conn: AsyncConnection, clock_ids: list[str], *, for_update: bool = False) -> list[Clock]:
+    stmt = sa.select(clocks).where(clocks.c.id.in_(clock_ids)).order_by(clocks.c.id)
     if for_update:
         stmt = stmt.with_for_update()
-    row = (await conn.execute(stmt)).first()
-    return clock_from_row(row) if row else None
+    return [clock_from_row(r) for r in (await conn.execute(stmt)).all()]
 
 
 async def clocks_of_incident(conn: AsyncConnection, incident_id: str, *, for_update: bool = False) -> list[Clock]:
-    stmt = sa.select(clocks).where(clocks.c.incident_id == incident_id).order_by(clocks.c.created_seq)
+    # id order, as in get_clocks, so that handlers and timer batches lock clocks in the same order
+    stmt = sa.select(clocks).where(clocks.c.incident_id == incident_id).order_by(clocks.c.id)
     if for_update:
         stmt = stmt.with_for_update()
     return [clock_from_row(r) for r in (await conn.execute(stmt)).all()]
