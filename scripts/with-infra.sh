@@ -2,14 +2,14 @@
 # Runs a command against a fresh real Kafka broker and PostgreSQL server that it starts and stops.
 #   scripts/with-infra.sh NAME COMMAND...      (NAME separates run directories: test, bench, ...)
 # Exports ITSM_TEST_DATABASE_URL (server URL) and ITSM_TEST_KAFKA (bootstrap servers) to COMMAND.
-# Ports: ITSM_TEST_KAFKA_PORT (39092), ITSM_TEST_KAFKA_CONTROLLER_PORT (39093), ITSM_TEST_PG_PORT (55433).
+# Ports: ITSM_TEST_KAFKA_PORT (19092), ITSM_TEST_KAFKA_CONTROLLER_PORT (19093), ITSM_TEST_PG_PORT (15433).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 name="$1"; shift
 scripts/bootstrap.sh
 export ITSM_RUN_DIR="${ITSM_RUN_DIR:-$PWD/.run/$name}"
-export KAFKA_PORT="${ITSM_TEST_KAFKA_PORT:-39092}" KAFKA_CONTROLLER_PORT="${ITSM_TEST_KAFKA_CONTROLLER_PORT:-39093}"
-pg_port="${ITSM_TEST_PG_PORT:-55433}"
+export KAFKA_PORT="${ITSM_TEST_KAFKA_PORT:-19092}" KAFKA_CONTROLLER_PORT="${ITSM_TEST_KAFKA_CONTROLLER_PORT:-19093}"
+pg_port="${ITSM_TEST_PG_PORT:-15433}"
 cleanup() {
   deploy/local/kafka.sh stop || true
   .venv/bin/python -m itsm_runtime.pg stop --data "$ITSM_RUN_DIR/pg" || true

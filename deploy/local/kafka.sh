@@ -22,13 +22,19 @@ fetch() {
   touch "$libs/.complete"
 }
 
-java_cmd() {
-  java -Xms"$heap" -Xmx"$heap" -XX:+UseG1GC -Djava.awt.headless=true \
-    -Dlog4j2.configurationFile="$here/kafka/log4j2.properties" \
-    -cp "$libs/*" "$@"
-}
+java_opts=(-Xms"$heap" -Xmx"$heap" -XX:+UseG1GC -Djava.awt.headless=true
+           -Dlog4j2.configurationFile="$here/kafka/log4j2.properties" -cp "$libs/*")
 
 ready() { (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; }
+
+# A port still held by a closing connection (or a client's ephemeral port) frees itself in seconds.
+wait_port_free() {
+  for _ in $(seq 1 60); do
+    if ! ss -Htan "( sport = :$1 )" 2>/dev/null | grep -qv TIME-WAIT; then return; fi
+    sleep 0.5
+  done
+  echo "port $1 is still in use" >&2; ss -tanp "( sport = :$1 )" >&2 || true; exit 1
+}
 
 start() {
   fetch
@@ -36,17 +42,16 @@ start() {
     echo "kafka already running on 127.0.0.1:$port"; return
   fi
   mkdir -p "$run_dir"
+  wait_port_free "$port"; wait_port_free "$controller_port"
   sed -e "s/127.0.0.1:9092/127.0.0.1:$port/g" -e "s/127.0.0.1:9093/127.0.0.1:$controller_port/g" \
       "$here/kafka/server.properties" > "$run_dir/server.properties"
   echo "log.dirs=$run_dir/data" >> "$run_dir/server.properties"
   if [ ! -f "$run_dir/data/meta.properties" ]; then
-    java_cmd kafka.tools.StorageTool format --standalone \
-      -t "$(java_cmd kafka.tools.StorageTool random-uuid)" \
+    java "${java_opts[@]}" kafka.tools.StorageTool format --standalone \
+      -t "$(java "${java_opts[@]}" kafka.tools.StorageTool random-uuid)" \
       -c "$run_dir/server.properties" > "$run_dir/format.log" 2>&1
   fi
-  nohup java -Xms"$heap" -Xmx"$heap" -XX:+UseG1GC -Djava.awt.headless=true \
-    -Dlog4j2.configurationFile="$here/kafka/log4j2.properties" \
-    -cp "$libs/*" kafka.Kafka "$run_dir/server.properties" > "$run_dir/kafka.log" 2>&1 &
+  nohup java "${java_opts[@]}" kafka.Kafka "$run_dir/server.properties" < /dev/null > "$run_dir/kafka.log" 2>&1 &
   echo $! > "$run_dir/pid"
   for _ in $(seq 1 120); do
     if ready; then echo "kafka ready on 127.0.0.1:$port"; return; fi

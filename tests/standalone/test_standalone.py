@@ -15,7 +15,7 @@ import pytest
 from itsm_runtime.testing import eventually
 from itsm_standalone.stack import wait_ready
 
-OFFSET = 30000
+OFFSET = 21000  # 29101..29105: below the ephemeral port range, apart from e2e and bench
 INCIDENT = f"http://127.0.0.1:{8101 + OFFSET}"
 SLA = f"http://127.0.0.1:{8102 + OFFSET}"
 

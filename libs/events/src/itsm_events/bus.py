@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from . import metrics
 from .envelope import Envelope, PoisonMessage, from_kafka, parse_data
-from .outbox import UnitOfWork, Wakeup, claim_inbox, headers_from_row
+from .outbox import UnitOfWork, Wakeup, claim_inbox, claim_inbox_many, headers_from_row
 from .topics import dead_letter_topic
 from .tracing import context_from_headers, producing_in
 
@@ -325,7 +325,13 @@ class Dispatcher:
         if len(prepared) > 1:
             try:
                 async with self.uow_factory() as uow:
-                    outcomes = [await self._handle_in(uow, *item) for item in prepared]
+                    fresh = await claim_inbox_many(uow.conn, self.inbox, consumer=self.group,
+                                                   envelopes=[envelope for _, envelope, _, _ in prepared])
+                    outcomes = []
+                    for item in prepared:
+                        claimed = item[1].id in fresh
+                        fresh.discard(item[1].id)  # the same event twice in one batch: handled once
+                        outcomes.append(await self._handle_in(uow, *item, claimed=claimed))
                     await uow.commit()
             except Exception as exc:
                 log.warning("%s: a batch of %d failed (%r); handling its records one by one",
@@ -352,15 +358,20 @@ class Dispatcher:
         return message, envelope, data, handler
 
     async def _handle_in(self, uow: UnitOfWork, message: Message, envelope: Envelope, data: BaseModel | None,
-                         handler: Handler) -> str:
-        """Run one handler in `uow` under the trace context the record carries, after claiming the inbox."""
+                         handler: Handler, *, claimed: bool | None = None) -> str:
+        """Run one handler in `uow` under the trace context the record carries, if its inbox claim holds.
+
+        `claimed` is the outcome of a batch claim; None claims this event's inbox row here.
+        """
         with tracer.start_as_current_span(
             f"{self.group} process {envelope.type}", context=context_from_headers(message.headers),
             kind=trace.SpanKind.CONSUMER,
             attributes={"messaging.system": "kafka", "messaging.destination.name": message.topic,
                         "messaging.message.id": envelope.id, "messaging.consumer.group.name": self.group},
         ):
-            if not await claim_inbox(uow.conn, self.inbox, consumer=self.group, envelope=envelope):
+            if claimed is None:
+                claimed = await claim_inbox(uow.conn, self.inbox, consumer=self.group, envelope=envelope)
+            if not claimed:
                 return "duplicate"
             log.info("%s handling %s %s", self.group, envelope.type, envelope.id)
             await handler(envelope, data, uow)

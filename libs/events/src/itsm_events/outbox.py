@@ -120,6 +120,14 @@ async def claim_inbox(conn: AsyncConnection, inbox: sa.Table, *, consumer: str, 
     return (await conn.execute(stmt)).first() is not None
 
 
+async def claim_inbox_many(conn: AsyncConnection, inbox: sa.Table, *, consumer: str,
+                           envelopes: list[Envelope]) -> set[str]:
+    """Record that `consumer` processes these events in one statement; the ids it had not processed yet."""
+    rows = list({e.id: {"consumer": consumer, "event_id": e.id, "event_type": e.type} for e in envelopes}.values())
+    stmt = insert(inbox).values(rows).on_conflict_do_nothing().returning(inbox.c.event_id)
+    return set((await conn.execute(stmt)).scalars())
+
+
 def headers_from_row(row) -> dict[str, bytes]:
     headers = {k: v.encode("utf-8") for k, v in row.headers.items()}
     if row.traceparent:

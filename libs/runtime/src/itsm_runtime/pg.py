@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="itsm-pg", description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=["start", "stop", "url", "status"])
     parser.add_argument("--data", type=Path, default=Path(".data/pg"))
-    parser.add_argument("--port", type=int, default=55432)
+    parser.add_argument("--port", type=int, default=15432)
     args = parser.parse_args(argv)
     if args.action == "start":
         print(start(args.data, args.port))

@@ -14,7 +14,7 @@ class ServiceSettings(BaseSettings):
     environment: Literal["development", "test", "production"] = "development"
     host: str = "127.0.0.1"
     port: int = 8100
-    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:55432/itsm"
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:15432/itsm"
     db_schema: str = ""
     db_pool_size: int = 10
     bus: Literal["kafka", "inprocess"] = "kafka"

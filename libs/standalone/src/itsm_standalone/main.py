@@ -28,7 +28,7 @@ class StandaloneSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ITSM_", extra="ignore")
 
     data_dir: Path = Path(".data")
-    pg_port: int = 55432
+    pg_port: int = 15432
     database_url: str | None = None
     host: str = "127.0.0.1"
     port_offset: int = 0

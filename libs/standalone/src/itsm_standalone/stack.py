@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="itsm-stack")
     parser.add_argument("action", choices=["up", "down", "status"])
     parser.add_argument("--run-dir", type=Path, default=Path(os.environ.get("ITSM_RUN_DIR", ROOT / ".run/stack")))
-    parser.add_argument("--pg-port", type=int, default=55432)
+    parser.add_argument("--pg-port", type=int, default=15432)
     args = parser.parse_args(argv)
     args.run_dir.mkdir(parents=True, exist_ok=True)
     if args.action == "up":

@@ -1,0 +1,98 @@
+"""The consumer side on real PostgreSQL: batches in one transaction, inbox dedup, retries, dead letters."""
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+
+from itsm_events import Dispatcher, InProcessTransport, Message, UnitOfWork, new_event, schemas, to_kafka, topics
+from itsm_events.outbox import messaging_tables
+from itsm_runtime.db import create_engine
+
+metadata = sa.MetaData()
+outbox, inbox = messaging_tables(metadata)
+effects = sa.Table("effects", metadata, sa.Column("event_id", sa.Text, primary_key=True),
+                   sa.Column("title", sa.Text))
+
+
+@pytest.fixture
+async def engine(database_url):
+    schema = f"dispatch_{uuid.uuid4().hex[:8]}"
+    url = database_url.replace("postgresql://", "postgresql+asyncpg://")
+    engine = create_engine(url, schema=schema)
+    async with engine.begin() as conn:
+        await conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        await conn.run_sync(metadata.create_all)
+    yield engine
+    await engine.dispose()
+
+
+def opened(title: str) -> tuple[str, Message]:
+    incident_id = str(uuid.uuid4())
+    envelope = new_event(schemas.IncidentOpened(
+        incident_id=incident_id, number="INC1", title=title, service_id="svc", impact=1, urgency=1, priority=1,
+        status="new", opened_at=datetime.now(UTC)), source="/test")
+    headers, value = to_kafka(envelope)
+    return envelope.id, Message(topic=topics.INCIDENT, key=incident_id.encode(), headers=headers, value=value)
+
+
+async def record_effect(envelope, data, uow: UnitOfWork) -> None:
+    if data.title == "boom":
+        raise RuntimeError("handler bug")
+    await uow.conn.execute(effects.insert().values(event_id=envelope.id, title=data.title))
+
+
+async def started_transport() -> InProcessTransport:
+    transport = InProcessTransport()
+    await transport.start()
+    return transport
+
+
+def dispatcher(engine, transport) -> Dispatcher:
+    return Dispatcher(group="test-svc", handlers={"itsm.incident.opened": record_effect},
+                      uow_factory=lambda: UnitOfWork(engine, outbox, source="/test"), inbox=inbox,
+                      transport=transport, max_attempts=2, backoff_seconds=0.01)
+
+
+async def titles(engine) -> list[str]:
+    async with engine.connect() as conn:
+        return sorted((await conn.execute(sa.select(effects.c.title))).scalars())
+
+
+async def test_a_batch_with_duplicates_has_one_effect_per_event(engine):
+    transport = await started_transport()
+    a_id, a = opened("a")
+    _, b = opened("b")
+    await dispatcher(engine, transport).dispatch([a, b, a])
+    await dispatcher(engine, transport).dispatch([a])
+    assert await titles(engine) == ["a", "b"]
+    async with engine.connect() as conn:
+        claimed = (await conn.execute(sa.select(inbox.c.event_id).where(inbox.c.event_id == a_id))).all()
+    assert len(claimed) == 1
+
+
+async def test_a_failing_record_is_dead_lettered_and_the_rest_of_its_batch_is_kept(engine):
+    transport = await started_transport()
+    _, a = opened("a")
+    boom_id, boom = opened("boom")
+    _, c = opened("c")
+    await dispatcher(engine, transport).dispatch([a, boom, c])
+    assert await titles(engine) == ["a", "c"]
+    [dead] = transport.dead_letters
+    assert dead.topic == "itsm.incident.events.test-svc.dlq"
+    assert dead.headers["ce_id"] == boom_id.encode()
+    assert dead.headers["error_type"] == b"RuntimeError" and dead.headers["attempts"] == b"2"
+    assert dead.value == boom.value
+    async with engine.connect() as conn:
+        assert (await conn.execute(sa.select(inbox).where(inbox.c.event_id == boom_id))).first() is None
+
+
+async def test_poison_is_dead_lettered_without_retries(engine):
+    transport = await started_transport()
+    _, good = opened("good")
+    poison = Message(topic=topics.INCIDENT, key=b"k", headers={"ce_type": b"itsm.incident.opened"}, value=b"{")
+    await dispatcher(engine, transport).dispatch([poison, good])
+    assert await titles(engine) == ["good"]
+    [dead] = transport.dead_letters
+    assert dead.headers["error_type"] == b"PoisonMessage" and dead.headers["attempts"] == b"0"
