@@ -5,6 +5,7 @@ import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 from standardwebhooks import Webhook
@@ -120,6 +121,12 @@ async def test_poison_message_is_dead_lettered_and_the_consumer_keeps_going(stac
     dead = next(r for r in records if r.key == key)
     assert dict(dead.headers)["error_type"] == b"PoisonMessage"
     assert dead.value == b'{"truncated": ', "the dead letter keeps the original bytes"
+    conn = await asyncpg.connect(stack.database_url)
+    try:
+        stored = await conn.fetchrow("SELECT error, value FROM sla.dead_letters WHERE key = $1", key)
+    finally:
+        await conn.close()
+    assert stored["value"] == dead.value and "PoisonMessage" in stored["error"]
 
     service_id, _ = await setup_service(stack, http, receiver, within="PT1H")
     incident = await open_p1(stack, http, service_id)

@@ -7,11 +7,12 @@ import pytest
 import sqlalchemy as sa
 
 from itsm_events import Dispatcher, InProcessTransport, Message, UnitOfWork, new_event, schemas, to_kafka, topics
-from itsm_events.outbox import messaging_tables
+from itsm_events.outbox import dead_letter_table, messaging_tables
 from itsm_runtime.db import create_engine
 
 metadata = sa.MetaData()
 outbox, inbox = messaging_tables(metadata)
+dead_letters = dead_letter_table(metadata)
 effects = sa.Table("effects", metadata, sa.Column("event_id", sa.Text, primary_key=True),
                    sa.Column("title", sa.Text))
 
@@ -52,7 +53,7 @@ async def started_transport() -> InProcessTransport:
 def dispatcher(engine, transport) -> Dispatcher:
     return Dispatcher(group="test-svc", handlers={"itsm.incident.opened": record_effect},
                       uow_factory=lambda: UnitOfWork(engine, outbox, source="/test"), inbox=inbox,
-                      transport=transport, max_attempts=2, backoff_seconds=0.01)
+                      transport=transport, dead_letters=dead_letters, max_attempts=2, backoff_seconds=0.01)
 
 
 async def titles(engine) -> list[str]:
@@ -86,6 +87,9 @@ async def test_a_failing_record_is_dead_lettered_and_the_rest_of_its_batch_is_ke
     assert dead.value == boom.value
     async with engine.connect() as conn:
         assert (await conn.execute(sa.select(inbox).where(inbox.c.event_id == boom_id))).first() is None
+        stored = (await conn.execute(sa.select(dead_letters))).one()
+    assert stored.consumer == "test-svc" and stored.value == boom.value and "handler bug" in stored.error
+    assert stored.headers["ce_id"] == boom_id and stored.attempts == 2
 
 
 async def test_poison_is_dead_lettered_without_retries(engine):

@@ -304,6 +304,7 @@ class Dispatcher:
     uow_factory: Callable[[], UnitOfWork]
     inbox: sa.Table
     transport: Transport
+    dead_letters: sa.Table | None = None
     max_attempts: int = 5
     backoff_seconds: float = 0.2
 
@@ -411,12 +412,30 @@ class Dispatcher:
         metrics.DEAD_LETTERS.labels(self.group, topic).inc()
         metrics.EVENTS_CONSUMED.labels(self.group, headers.get("ce_type", b"?").decode(errors="replace"),
                                        "dead_lettered").inc()
-        # Retries until the transport takes it: a dead letter must not be lost either.
-        while True:
-            try:
-                await self.transport.send_many([Message(topic=topic, key=message.key, headers=headers,
-                                                        value=message.value)])
-                return
-            except Exception:
-                log.exception("could not write dead letter to %s; retrying", topic)
-                await asyncio.sleep(1)
+        # Retries until both take it: a dead letter must not be lost either.
+        await _until_done(f"store dead letter of {self.group}", lambda: self._store_dead_letter(message, headers,
+                                                                                               exc, attempts))
+        await _until_done(f"publish dead letter to {topic}", lambda: self.transport.send_many(
+            [Message(topic=topic, key=message.key, headers=headers, value=message.value)]))
+
+    async def _store_dead_letter(self, message: Message, headers: dict[str, bytes], exc: Exception,
+                                 attempts: int) -> None:
+        if self.dead_letters is None:
+            return
+        async with self.uow_factory() as uow:
+            await uow.conn.execute(self.dead_letters.insert().values(
+                consumer=self.group, topic=message.topic, partition=message.partition, offset=message.offset,
+                key=message.key, headers={k: v.decode("utf-8", errors="replace") for k, v in headers.items()},
+                value=message.value, error=repr(exc)[:2000], attempts=attempts,
+            ))
+            await uow.commit()
+
+
+async def _until_done(what: str, action: Callable[[], Awaitable[None]]) -> None:
+    while True:
+        try:
+            await action()
+            return
+        except Exception:
+            log.exception("could not %s; retrying", what)
+            await asyncio.sleep(1)

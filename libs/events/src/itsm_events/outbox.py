@@ -46,6 +46,24 @@ def messaging_tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table]:
     return outbox, inbox
 
 
+def dead_letter_table(metadata: sa.MetaData) -> sa.Table:
+    """Records a consumer gave up on, kept in its own schema as well as on the dead-letter topic."""
+    return sa.Table(
+        "dead_letters", metadata,
+        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+        sa.Column("consumer", sa.Text, nullable=False),
+        sa.Column("topic", sa.Text, nullable=False),
+        sa.Column("partition", sa.Integer, nullable=False),
+        sa.Column("offset", sa.BigInteger, nullable=False),
+        sa.Column("key", sa.LargeBinary, nullable=True),
+        sa.Column("headers", JSONB, nullable=False),
+        sa.Column("value", sa.LargeBinary, nullable=False),
+        sa.Column("error", sa.Text, nullable=False),
+        sa.Column("attempts", sa.Integer, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    )
+
+
 def outbox_row(envelope: Envelope, key: str | None) -> dict:
     headers, value = to_kafka(envelope)
     return {

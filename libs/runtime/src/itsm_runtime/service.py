@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from itsm_events import Dispatcher, InProcessTransport, KafkaTransport, OutboxRelay, Transport, UnitOfWork
 from itsm_events.bus import Handler
-from itsm_events.outbox import messaging_tables
+from itsm_events.outbox import dead_letter_table, messaging_tables
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from pydantic import BaseModel
@@ -35,7 +35,8 @@ Hook = Callable[["ServiceRuntime"], Awaitable[None]]
 def platform_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
     """Tables every service has beside its own: outbox, inbox, idempotency keys."""
     outbox, inbox = messaging_tables(metadata)
-    return {"outbox": outbox, "inbox": inbox, "idempotency": idempotency_table(metadata)}
+    return {"outbox": outbox, "inbox": inbox, "dead_letters": dead_letter_table(metadata),
+            "idempotency": idempotency_table(metadata)}
 
 
 class ServiceRuntime:
@@ -56,6 +57,7 @@ class ServiceRuntime:
                                  service=name)
         self.dispatcher = Dispatcher(group=settings.consumer_group or name, handlers=dict(handlers or {}),
                                      uow_factory=self.uow, inbox=self.tables["inbox"], transport=self.transport,
+                                     dead_letters=self.tables["dead_letters"],
                                      max_attempts=settings.consumer_max_attempts)
         self._on_start = list(on_start)
         self._on_stop = list(on_stop)
