@@ -7,6 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 from itsm_events import Dispatcher, InProcessTransport, Message, UnitOfWork, new_event, schemas, to_kafka, topics
+from itsm_events.bus import is_transient
 from itsm_events.outbox import dead_letter_table, messaging_tables
 from itsm_runtime.db import create_engine
 
@@ -100,3 +101,16 @@ async def test_poison_is_dead_lettered_without_retries(engine):
     assert await titles(engine) == ["good"]
     [dead] = transport.dead_letters
     assert dead.headers["error_type"] == b"PoisonMessage" and dead.headers["attempts"] == b"0"
+
+
+async def test_an_unreachable_database_is_transient_and_bad_data_is_not(engine):
+    unreachable = create_engine("postgresql+asyncpg://postgres@127.0.0.1:1/none", schema="x")
+    with pytest.raises(Exception) as refused:
+        async with unreachable.connect():
+            pass
+    await unreachable.dispose()
+    assert is_transient(refused.value)
+    with pytest.raises(Exception) as bad_data:
+        async with engine.begin() as conn:
+            await conn.execute(effects.insert().values(event_id="x", title="nul \x00 byte"))
+    assert not is_transient(bad_data.value)

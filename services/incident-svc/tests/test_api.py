@@ -112,6 +112,8 @@ async def test_idempotency_key_reused_with_another_body_is_422(client):
     {"title": "x", "service_id": "s", "impact": 1, "urgency": 1, "opened_at": "yesterday"},
     {"title": "x", "service_id": "s", "impact": 1, "urgency": 1, "opened_at": "2026-11-24T10:00:00"},
     {"title": "x", "service_id": "s", "impact": 1, "urgency": 1, "severity": "sev1"},
+    {"title": "x", "service_id": "s", "impact": 1, "urgency": 1, "opened_at": "9999-12-31T23:00:00Z"},
+    {"title": "x", "service_id": "s", "impact": 1, "urgency": 1, "opened_at": "0001-01-01T00:00:00+05:00"},
 ])
 async def test_bad_input_is_a_problem_with_field_errors(client, body):
     response = await client.post("/v1/incidents", json=body)
@@ -119,6 +121,13 @@ async def test_bad_input_is_a_problem_with_field_errors(client, body):
     assert response.headers["content-type"] == "application/problem+json"
     problem = response.json()
     assert problem["status"] == 422 and problem["errors"]
+
+
+async def test_a_nul_character_is_a_problem_not_a_500(client):
+    response = await client.post("/v1/incidents", json=new_incident(title="a\u0000b"))
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert (await client.get("/v1/incidents", params={"service_id": "\x00"})).status_code == 422
 
 
 async def test_malformed_json_is_a_problem_not_a_500(client):
@@ -172,8 +181,8 @@ async def test_list_filters_and_paginates_with_a_cursor(client):
             break
     assert len(seen) == len(set(seen)) == 5
     assert (await client.get("/v1/incidents", params={"cursor": "garbage!"})).status_code == 400
-    forged = encode_cursor(["x"])
-    assert (await client.get("/v1/incidents", params={"cursor": forged})).status_code == 400
+    for forged in (encode_cursor(["x"]), encode_cursor([10**30]), encode_cursor([-1])):
+        assert (await client.get("/v1/incidents", params={"cursor": forged})).status_code == 400
 
 
 async def test_health_readiness_metrics_and_openapi(client):

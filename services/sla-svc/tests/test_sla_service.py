@@ -70,6 +70,8 @@ async def test_bad_agreements_are_problems(sla):
                  {"name": "x", "service_id": "s", "targets": [{"metric": "resolution", "priority": 1, "within": "4h"}]},
                  {"name": "x", "service_id": "s", "warning_thresholds": [0.9, 0.5],
                   "targets": [{"metric": "resolution", "priority": 1, "within": "PT1H"}]},
+                 {"name": "x", "service_id": "s",
+                  "targets": [{"metric": "resolution", "priority": 1, "within": "P999999999D"}]},
                  {"name": "x", "service_id": "s", "calendar_id": "nope",
                   "targets": [{"metric": "resolution", "priority": 1, "within": "PT1H"}]}):
         response = await sla.post("/v1/agreements", json=body)

@@ -20,6 +20,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from opentelemetry import trace
 from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from . import metrics
@@ -53,6 +54,7 @@ class Transport(Protocol):
     async def send_many(self, messages: list[Message]) -> None: ...
     def subscribe(self, topics: Iterable[str], group: str, dispatch: DispatchFn) -> None: ...
     async def healthy(self) -> bool: ...
+    async def caught_up(self, timeout: float) -> bool: ...
 
 
 # Kafka ---------------------------------------------------------------------------------
@@ -126,8 +128,14 @@ class KafkaTransport:
             try:
                 batches = await consumer.getmany(timeout_ms=500, max_records=500)
                 if batches:
-                    await asyncio.gather(*(self._drain(consumer, group, tp, records, dispatch)
-                                           for tp, records in batches.items()))
+                    # Every partition's batch must finish before the next fetch, or a partition's next batch
+                    # could run beside its previous one and break per-key order.
+                    results = await asyncio.gather(*(self._drain(consumer, group, tp, records, dispatch)
+                                                     for tp, records in batches.items()), return_exceptions=True)
+                    for error in (r for r in results if isinstance(r, BaseException)):
+                        if isinstance(error, asyncio.CancelledError):
+                            raise error
+                        log.error("consumer of %s failed on a partition batch: %r", group, error)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -153,6 +161,27 @@ class KafkaTransport:
             with producing_in(m.headers) as headers:
                 futures.append(await self._producer.send(m.topic, value=m.value, key=m.key, headers=headers))
         await asyncio.gather(*futures)
+
+    async def caught_up(self, timeout: float) -> bool:
+        """Wait until every consumer has processed what its partitions held when this was called."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        for consumer in self._consumers:
+            while not consumer.assignment() and loop.time() < deadline:
+                await asyncio.sleep(0.1)
+            partitions = list(consumer.assignment())
+            if not partitions:
+                return False
+            ends = await consumer.end_offsets(partitions)
+            for tp in partitions:
+                while loop.time() < deadline:
+                    committed = await consumer.committed(tp)
+                    if ends[tp] == 0 or (committed is not None and committed >= ends[tp]):
+                        break
+                    await asyncio.sleep(0.1)
+                else:
+                    return False
+        return True
 
     async def healthy(self) -> bool:
         if self._producer is None:
@@ -215,6 +244,14 @@ class InProcessTransport:
 
     async def healthy(self) -> bool:
         return True
+
+    async def caught_up(self, timeout: float) -> bool:
+        """Records are handed over synchronously: caught up once delivery is open."""
+        try:
+            await asyncio.wait_for(self._open.wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
 
 
 # Relay ---------------------------------------------------------------------------------
@@ -380,7 +417,13 @@ class Dispatcher:
 
     async def _handle_with_retries(self, message: Message, envelope: Envelope, data: BaseModel | None,
                                    handler: Handler) -> None:
-        for attempt in range(1, self.max_attempts + 1):
+        """Retry a failing record `max_attempts` times, then dead-letter it.
+
+        An outage of the database is not the record's fault: it is waited out (blocking the
+        partition, as it must to keep order) without using up attempts.
+        """
+        attempt = outages = 0
+        while True:
             try:
                 async with self.uow_factory() as uow:
                     outcome = await self._handle_in(uow, message, envelope, data, handler)
@@ -389,9 +432,16 @@ class Dispatcher:
                 return
             except Exception as exc:
                 metrics.HANDLER_ERRORS.labels(self.group, envelope.type).inc()
+                if is_transient(exc):
+                    outages += 1
+                    log.warning("%s waits out a transient failure on %s %s: %r", self.group, envelope.type,
+                                envelope.id, exc)
+                    await asyncio.sleep(min(10.0, self.backoff_seconds * 2 ** min(outages, 8)))
+                    continue
+                attempt += 1
                 log.warning("%s failed on %s %s (attempt %d/%d): %r", self.group, envelope.type, envelope.id,
                             attempt, self.max_attempts, exc)
-                if attempt == self.max_attempts:
+                if attempt >= self.max_attempts:
                     await self._dead_letter(message, exc, attempts=attempt)
                     return
                 await asyncio.sleep(self.backoff_seconds * 2 ** (attempt - 1) * (0.5 + random.random()))
@@ -429,6 +479,22 @@ class Dispatcher:
                 value=message.value, error=repr(exc)[:2000], attempts=attempts,
             ))
             await uow.commit()
+
+
+TRANSIENT_SQLSTATES = ("40001", "40P01")  # serialization failure, deadlock detected
+TRANSIENT_SQLSTATE_CLASSES = ("08", "53", "57")  # connection, insufficient resources, operator intervention
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A failure of the infrastructure (database away, deadlock), not of the record being handled."""
+    if isinstance(exc, (OSError, TimeoutError, OperationalError, InterfaceError)):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or ""
+        return sqlstate in TRANSIENT_SQLSTATES or sqlstate[:2] in TRANSIENT_SQLSTATE_CLASSES
+    return False
 
 
 async def _until_done(what: str, action: Callable[[], Awaitable[None]]) -> None:

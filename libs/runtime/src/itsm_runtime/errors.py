@@ -6,6 +6,8 @@ from http import HTTPStatus
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from itsm_events.bus import is_transient
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -67,6 +69,20 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException):
         return problem_response(exc.status_code, detail=str(exc.detail) if exc.detail else None,
                                 instance=request.url.path, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError):
+        sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+        if sqlstate.startswith("22"):  # data exception: a value the database cannot take
+            return problem_response(422, title="Unprocessable value", instance=request.url.path,
+                                    detail="A value in the request cannot be stored (for example a NUL character "
+                                           "or a number out of range).")
+        if is_transient(exc):
+            return problem_response(503, detail="The database is unavailable; retry shortly.",
+                                    instance=request.url.path, headers={"Retry-After": "2"})
+        log.exception("database error on %s %s", request.method, request.url.path)
+        return problem_response(500, detail="An internal error occurred; it has been logged.",
+                                instance=request.url.path)
 
     @app.exception_handler(Exception)
     async def _unhandled(request: Request, exc: Exception):

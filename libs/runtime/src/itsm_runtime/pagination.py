@@ -41,7 +41,8 @@ def seq_after(cursor: str | None) -> int | None:
     values = decode_cursor(cursor)
     if not values:
         return None
-    if len(values) != 1 or not isinstance(values[0], int) or isinstance(values[0], bool):
+    if len(values) != 1 or not isinstance(values[0], int) or isinstance(values[0], bool) \
+            or not 0 <= values[0] < 2**63:
         raise Problem(400, "cursor is not one this API returned")
     return values[0]
 

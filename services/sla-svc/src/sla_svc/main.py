@@ -1,5 +1,7 @@
 """sla-svc: app factory and command line."""
 
+import asyncio
+import logging
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -14,6 +16,7 @@ from .handlers import ClockTimers, IncidentEventHandlers
 from .settings import Settings
 
 NAME = "sla-svc"
+log = logging.getLogger("sla_svc")
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
 
@@ -21,11 +24,24 @@ def create_app(settings: Settings | None = None, transport: Transport | None = N
     settings = settings or Settings()
     timers: ClockTimers | None = None
 
-    async def start_timers(runtime: ServiceRuntime) -> None:
+    async def load_timers_when_caught_up(runtime: ServiceRuntime) -> None:
+        # Consume the backlog first: a resolution that happened before a deadline but was published
+        # while sla-svc was down must stop its clock before the timer could call it a breach.
+        if not await runtime.transport.caught_up(timeout=settings.catch_up_seconds):
+            log.warning("sla-svc starts its timers before its consumers caught up (after %ss)",
+                        settings.catch_up_seconds)
         async with runtime.engine.connect() as conn:
-            await timers.start(conn)
+            loaded = await timers.start(conn)
+        log.info("sla-svc timers running: %d clocks loaded", loaded)
+
+    async def start_timers(runtime: ServiceRuntime) -> None:
+        runtime.state["timers_task"] = asyncio.create_task(load_timers_when_caught_up(runtime))
 
     async def stop_timers(runtime: ServiceRuntime) -> None:
+        task = runtime.state.pop("timers_task", None)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
         await timers.scheduler.stop()
 
     runtime = ServiceRuntime(name=NAME, settings=settings, metadata=metadata, migrations_dir=MIGRATIONS,

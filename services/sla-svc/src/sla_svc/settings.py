@@ -12,3 +12,4 @@ class Settings(ServiceSettings):
     db_schema: str = "sla"
     timer_concurrency: int = 8
     timer_batch_size: int = 500
+    catch_up_seconds: float = 30.0

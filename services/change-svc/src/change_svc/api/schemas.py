@@ -1,7 +1,9 @@
 from datetime import datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from itsm_runtime.types import UtcTime
 
 ChangeTypeName = Literal["standard", "normal", "emergency"]
 RiskName = Literal["low", "medium", "high"]
@@ -15,8 +17,8 @@ class ChangeCreate(BaseModel):
     description: str | None = Field(default=None, max_length=20000)
     type: ChangeTypeName
     service_id: str | None = Field(default=None, min_length=1, max_length=200)
-    planned_start: AwareDatetime | None = None
-    planned_end: AwareDatetime | None = None
+    planned_start: UtcTime | None = None
+    planned_end: UtcTime | None = None
     risk: RiskName | None = None
 
 

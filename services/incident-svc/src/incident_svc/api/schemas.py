@@ -1,7 +1,9 @@
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from itsm_runtime.types import PastTime
 
 Level = Annotated[int, Field(ge=1, le=3)]
 StatusName = Literal["new", "in_progress", "on_hold", "resolved", "closed"]
@@ -16,7 +18,7 @@ class IncidentCreate(BaseModel):
     customer_id: str | None = Field(default=None, min_length=1, max_length=200)
     impact: Level
     urgency: Level
-    opened_at: AwareDatetime | None = None
+    opened_at: PastTime | None = None
 
 
 class IncidentUpdate(BaseModel):

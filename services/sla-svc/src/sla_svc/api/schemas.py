@@ -11,7 +11,7 @@ class TargetIn(BaseModel):
 
     metric: Literal["response", "resolution"]
     priority: Priority
-    within: timedelta = Field(description="ISO 8601 duration, e.g. PT4H")
+    within: timedelta = Field(gt=timedelta(0), le=timedelta(days=366), description="ISO 8601 duration, e.g. PT4H")
 
 
 class AgreementCreate(BaseModel):
