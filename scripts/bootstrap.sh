@@ -7,6 +7,7 @@ if command -v uv >/dev/null 2>&1; then
   uv=(uv)
 else
   if ! python3 -m uv --version >/dev/null 2>&1; then
+    python3 -m pip --version >/dev/null 2>&1 || python3 -m ensurepip --upgrade >/dev/null 2>&1 || true
     python3 -m pip install --quiet --disable-pip-version-check "uv>=0.5" \
       || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "uv>=0.5"
   fi

@@ -11,6 +11,12 @@ export ITSM_RUN_DIR="${ITSM_RUN_DIR:-$PWD/.run/$name}"
 export KAFKA_PORT="${ITSM_TEST_KAFKA_PORT:-19092}" KAFKA_CONTROLLER_PORT="${ITSM_TEST_KAFKA_CONTROLLER_PORT:-19093}"
 pg_port="${ITSM_TEST_PG_PORT:-15433}"
 cleanup() {
+  # service processes a killed test run may have left behind (recorded by itsm_standalone.stack)
+  for pid_file in "$ITSM_RUN_DIR"/pids/*; do
+    [ -e "$pid_file" ] || continue
+    kill -TERM -- "-$(basename "$pid_file")" 2>/dev/null || true
+    rm -f "$pid_file"
+  done
   deploy/local/kafka.sh stop || true
   .venv/bin/python -m itsm_runtime.pg stop --data "$ITSM_RUN_DIR/pg" || true
 }

@@ -1,5 +1,7 @@
 """The real stack for end-to-end tests: each service its own process, talking only over Kafka."""
 
+import os
+
 import httpx
 import pytest
 
@@ -19,7 +21,7 @@ async def otlp():
 def stack(database_url, kafka_bootstrap, tmp_path_factory, otlp, monkeypatch_session):
     monkeypatch_session.setenv("OTEL_BSP_SCHEDULE_DELAY", "200")  # the SDK's own setting: export quickly
     stack = ProcessStack(database_url=database_url, kafka=kafka_bootstrap, log_dir=tmp_path_factory.mktemp("logs"),
-                         port_offset=10000,
+                         port_offset=int(os.environ.get("ITSM_TEST_PORT_OFFSET", "10000")),
                          extra_env={"LOG_JSON": "true", "ENVIRONMENT": "test", "OTLP_ENDPOINT": otlp.url})
     try:
         for spec in SERVICES:

@@ -4,7 +4,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,9 +12,10 @@ import httpx
 import pytest
 
 from itsm_runtime.testing import eventually
-from itsm_standalone.stack import wait_ready
+from itsm_standalone.stack import start_process, stop_process, wait_ready
 
-OFFSET = 21000  # 29101..29105: below the ephemeral port range, apart from e2e and bench
+# 29101..29105 by default: below the ephemeral port range, apart from the e2e stack and the benchmarks
+OFFSET = int(os.environ.get("ITSM_TEST_STANDALONE_PORT_OFFSET", "21000"))
 INCIDENT = f"http://127.0.0.1:{8101 + OFFSET}"
 SLA = f"http://127.0.0.1:{8102 + OFFSET}"
 
@@ -27,27 +27,23 @@ class Standalone:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
-        with open(self.log, "ab") as out:
-            self.process = subprocess.Popen([str(Path(sys.executable).parent / "itsm-standalone")], env=self.env,
-                                            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = start_process("itsm-standalone", env=self.env, log_path=self.log)
         for port in range(8101 + OFFSET, 8106 + OFFSET):
             wait_ready(port, process=self.process)
 
     def kill(self) -> None:
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
+        stop_process(self.process, sig=signal.SIGKILL)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=20)
+        if self.process is not None:
+            stop_process(self.process, timeout=20)
 
 
 @pytest.fixture
 async def standalone(new_database, tmp_path):
     platform = Standalone(await new_database(), tmp_path / "standalone.log")
-    await asyncio.to_thread(platform.start)
     try:
+        await asyncio.to_thread(platform.start)
         yield platform
     finally:
         platform.stop()

@@ -96,11 +96,16 @@ async def test_a_failing_record_is_dead_lettered_and_the_rest_of_its_batch_is_ke
 async def test_poison_is_dead_lettered_without_retries(engine):
     transport = await started_transport()
     _, good = opened("good")
-    poison = Message(topic=topics.INCIDENT, key=b"k", headers={"ce_type": b"itsm.incident.opened"}, value=b"{")
+    poison = Message(topic=topics.INCIDENT, key=b"k", value=b"{",
+                     headers={"ce_type": b"itsm.incident.opened", "x-odd": b"nul\x00byte"})
     await dispatcher(engine, transport).dispatch([poison, good])
     assert await titles(engine) == ["good"]
     [dead] = transport.dead_letters
     assert dead.headers["error_type"] == b"PoisonMessage" and dead.headers["attempts"] == b"0"
+    assert dead.headers["x-odd"] == b"nul\x00byte", "the topic keeps the original bytes"
+    async with engine.connect() as conn:
+        stored = (await conn.execute(sa.select(dead_letters.c.headers, dead_letters.c.value))).one()
+    assert stored.value == b"{" and stored.headers["x-odd"] == "nul\ufffdbyte"
 
 
 async def test_an_unreachable_database_is_transient_and_bad_data_is_not(engine):

@@ -144,7 +144,8 @@ class KafkaTransport:
 
     async def _drain(self, consumer, group, tp: TopicPartition, records, dispatch: DispatchFn) -> None:
         await dispatch([
-            Message(topic=record.topic, key=record.key, headers=dict(record.headers or ()), value=record.value,
+            Message(topic=record.topic, key=record.key, value=record.value if record.value is not None else b"",
+                    headers={k: v if v is not None else b"" for k, v in record.headers or ()},
                     partition=record.partition, offset=record.offset)
             for record in records
         ])
@@ -475,7 +476,7 @@ class Dispatcher:
         async with self.uow_factory() as uow:
             await uow.conn.execute(self.dead_letters.insert().values(
                 consumer=self.group, topic=message.topic, partition=message.partition, offset=message.offset,
-                key=message.key, headers={k: v.decode("utf-8", errors="replace") for k, v in headers.items()},
+                key=message.key, headers={k: _printable(v) for k, v in headers.items()},
                 value=message.value, error=repr(exc)[:2000], attempts=attempts,
             ))
             await uow.commit()
@@ -495,6 +496,13 @@ def is_transient(exc: BaseException) -> bool:
         sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or ""
         return sqlstate in TRANSIENT_SQLSTATES or sqlstate[:2] in TRANSIENT_SQLSTATE_CLASSES
     return False
+
+
+def _printable(value: bytes | None) -> str | None:
+    """A header value as JSONB can hold it (no NUL), for the dead-letter table; the topic keeps the bytes."""
+    if value is None:
+        return None
+    return value.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
 
 
 async def _until_done(what: str, action: Callable[[], Awaitable[None]]) -> None:

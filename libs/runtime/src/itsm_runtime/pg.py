@@ -70,7 +70,8 @@ def start(data: Path, port: int) -> str:
     if not _listening(port):
         _chown(data)
         pgbin.pg_ctl(["-w", "-t", "60", "-l", str(data / "server.log"),
-                      "-o", f"-h 127.0.0.1 -p {port} -k {data} -c max_connections=300 -c fsync=on",
+                      # TCP only: a Unix socket path under a deep checkout can exceed the 107-byte limit
+                      "-o", f"-h 127.0.0.1 -p {port} -c unix_socket_directories= -c max_connections=300",
                       "start"], pgdata=data, timeout=90, **user)
     for _ in range(100):
         if _listening(port):

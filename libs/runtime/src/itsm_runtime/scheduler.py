@@ -43,9 +43,17 @@ class Scheduler:
         heapq.heappush(self._heap, (at, self._counter, key))
         if self._heap[0][2] == key:
             self._changed.set()
+        self._compact()
 
     def cancel(self, key: Hashable) -> None:
         self._due.pop(key, None)
+        self._compact()
+
+    def _compact(self) -> None:
+        """Drop superseded heap entries once they outnumber the live ones (reschedules leave them behind)."""
+        if len(self._heap) > 2 * len(self._due) + 1024:
+            self._heap = [entry for entry in self._heap if self._due.get(entry[2]) == entry[0]]
+            heapq.heapify(self._heap)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"{self._name}-scheduler")

@@ -75,6 +75,13 @@ class ServiceRuntime:
                           on_commit=self.relay.wakeup.set)
 
     async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
         await migrate(self.engine, migrations_dir=self.migrations_dir, schema=self.schema)
         if self.dispatcher.handlers:
             self.transport.subscribe(sorted(self.dispatcher.topics), self.dispatcher.group, self.dispatcher.dispatch)

@@ -10,6 +10,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from pythonjsonlogger.json import JsonFormatter
 
 _configured = False
+_logging_configured = False
 
 
 class TraceContextFilter(logging.Filter):
@@ -23,6 +24,12 @@ class TraceContextFilter(logging.Filter):
 
 
 def configure_logging(*, level: str, json_logs: bool, service: str) -> None:
+    """JSON (or plain) logs to stdout, labelled with the service; the first call in a process wins,
+    so that services sharing a process (standalone) share the launcher's label."""
+    global _logging_configured
+    if _logging_configured:
+        return
+    _logging_configured = True
     handler = logging.StreamHandler(sys.stdout)
     handler.addFilter(TraceContextFilter())
     if json_logs:

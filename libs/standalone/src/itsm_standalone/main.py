@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from itsm_events import InProcessTransport
 from itsm_runtime import pg
+from itsm_runtime.telemetry import configure_logging, configure_tracing
 
 from .services import SERVICES
 
@@ -45,6 +46,16 @@ class _Server(uvicorn.Server):
 
 async def run(settings: StandaloneSettings) -> None:
     database_url = settings.database_url or pg.start(settings.data_dir / "pg", settings.pg_port)
+    try:
+        await serve_all(settings, database_url)
+    finally:
+        if settings.database_url is None:
+            pg.stop(settings.data_dir / "pg")  # stop the embedded server it started (not after SIGKILL)
+
+
+async def serve_all(settings: StandaloneSettings, database_url: str) -> None:
+    configure_logging(level="INFO", json_logs=settings.log_json, service="itsm-standalone")
+    configure_tracing(service="itsm-standalone", otlp_endpoint=None)
     transport = InProcessTransport()
     servers = []
     for spec in SERVICES:
@@ -53,8 +64,7 @@ async def run(settings: StandaloneSettings) -> None:
                                                  log_json=settings.log_json)
         app = spec.create_app()(service_settings, transport=transport)
         config = uvicorn.Config(app, host=settings.host, port=spec.port + settings.port_offset, log_config=None,
-                                access_log=False,
-                                lifespan="on")
+                                access_log=False, lifespan="on")
         servers.append(_Server(config))
 
     loop = asyncio.get_running_loop()
@@ -77,8 +87,6 @@ async def run(settings: StandaloneSettings) -> None:
     log.info("ITSM platform running standalone: %s", ", ".join(
         f"{spec.name} http://{settings.host}:{spec.port + settings.port_offset}" for spec in SERVICES))
     await asyncio.gather(*tasks)
-    if settings.database_url is None:
-        pg.stop(settings.data_dir / "pg")  # a clean exit stops the embedded server it started
 
 
 def cli() -> None:

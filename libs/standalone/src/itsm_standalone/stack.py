@@ -38,13 +38,40 @@ def service_env(spec: ServiceSpec, *, database_url: str, kafka: str, port: int |
     return env
 
 
-def start_service(spec: ServiceSpec, *, env: dict[str, str], log_path: Path) -> subprocess.Popen:
-    """Start one service as its own process (its console script in this environment)."""
-    executable = Path(sys.executable).parent / spec.name
+def start_process(command: str, *, env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    """Start a console script of this environment in its own process group, logging to `log_path`.
+
+    Under `scripts/with-infra.sh` the group is recorded in $ITSM_RUN_DIR/pids, so that the run's
+    clean-up stops it even if the test run that started it was killed.
+    """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log_file:
-        return subprocess.Popen([str(executable)], env=env, stdout=log_file, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        process = subprocess.Popen([str(Path(sys.executable).parent / command)], env=env, stdout=log_file,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    if run_dir := os.environ.get("ITSM_RUN_DIR"):
+        pids = Path(run_dir) / "pids"
+        pids.mkdir(parents=True, exist_ok=True)
+        (pids / str(process.pid)).touch()
+    return process
+
+
+def stop_process(process: subprocess.Popen, *, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
+    """Signal the process group and wait for it (SIGKILL after `timeout`); forget its pid record."""
+    try:
+        os.killpg(process.pid, sig)
+        process.wait(timeout=timeout)
+    except ProcessLookupError:
+        pass
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    if run_dir := os.environ.get("ITSM_RUN_DIR"):
+        (Path(run_dir) / "pids" / str(process.pid)).unlink(missing_ok=True)
+
+
+def start_service(spec: ServiceSpec, *, env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    """Start one service as its own process (its console script in this environment)."""
+    return start_process(spec.name, env=env, log_path=log_path)
 
 
 def wait_ready(port: int, *, timeout: float = 60.0, process: subprocess.Popen | None = None) -> None:
@@ -96,18 +123,13 @@ class ProcessStack:
 
     def kill(self, name: str) -> None:
         """SIGKILL: no shutdown hooks, no flushing, as in a crash."""
-        process = self.processes.pop(name)
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        stop_process(self.processes.pop(name), sig=signal.SIGKILL)
 
     def stop_all(self) -> None:
         for process in self.processes.values():
             os.killpg(process.pid, signal.SIGTERM)
         for process in self.processes.values():
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+            stop_process(process)
         self.processes.clear()
 
 

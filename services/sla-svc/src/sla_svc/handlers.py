@@ -1,7 +1,8 @@
 """Use cases of sla-svc: agreements, clocks driven by incident events, and durable timers."""
 
+import logging
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from itsm_events import Envelope, UnitOfWork, schemas
 from itsm_runtime.scheduler import Scheduler
@@ -10,6 +11,10 @@ from .db import repository
 from .domain.agreement import Agreement
 from .domain.calendar import BUILT_IN, Calendar
 from .domain.clock import Breached, Clock, Stage, Stopped, Warned, target_reached
+
+
+log = logging.getLogger("sla_svc.timers")
+RETRY_LOCKED = timedelta(milliseconds=200)
 
 
 def calendar_of(clock_or_agreement) -> Calendar:
@@ -40,16 +45,37 @@ class ClockTimers:
             self.scheduler.schedule(clock.id, due)
 
     async def fire(self, clock_ids: list[str]) -> None:
-        """Record the warnings and breaches now due on these clocks, in one transaction."""
+        """Record the warnings and breaches now due on these clocks, in one transaction.
+
+        Clocks an event handler holds locked are skipped and retried a moment later (so timers
+        and handlers never deadlock); a batch that fails is retried clock by clock.
+        """
+        try:
+            await self._fire_batch(clock_ids)
+        except Exception:
+            if len(clock_ids) == 1:
+                raise
+            log.exception("a batch of %d clock timers failed; firing them one by one", len(clock_ids))
+            for clock_id in clock_ids:
+                try:
+                    await self._fire_batch([clock_id])
+                except Exception:
+                    log.exception("clock timer %s failed; retrying in a second", clock_id)
+                    self.scheduler.schedule(clock_id, datetime.now(UTC) + RETRY_LOCKED)
+
+    async def _fire_batch(self, clock_ids: list[str]) -> None:
         async with self._uow_factory() as uow:
-            clocks = await repository.get_clocks(uow.conn, clock_ids, for_update=True)
+            clocks = await repository.get_clocks(uow.conn, clock_ids, lock="skip_locked")
             now = datetime.now(UTC)
             for clock in clocks:
                 clock.fire(calendar_of(clock), now)
                 publish(uow, clock)
             await repository.save_clocks(uow.conn, clocks)
+            skipped = set(clock_ids) - {c.id for c in clocks}
             uow.after_commit(lambda: [self.track(c) for c in clocks])
             await uow.commit()
+        for clock_id in skipped:  # locked by an event handler right now: look again shortly
+            self.scheduler.schedule(clock_id, now + RETRY_LOCKED)
 
 
 def publish(uow: UnitOfWork, clock: Clock) -> None:

@@ -100,15 +100,15 @@ async def save_clocks(conn: AsyncConnection, many: list[Clock]) -> None:
     await conn.execute(_SAVE_MANY, rows)
 
 
-async def get_clocks(conn: AsyncConnection, clock_ids: list[str], *, for_update: bool = False) -> list[Clock]:
+async def get_clocks(conn: AsyncConnection, clock_ids: list[str], *, lock: str | None = None) -> list[Clock]:
+    """The clocks with these ids; `lock="skip_locked"` locks them, leaving out those locked elsewhere."""
     stmt = sa.select(clocks).where(clocks.c.id.in_(clock_ids)).order_by(clocks.c.id)
-    if for_update:
-        stmt = stmt.with_for_update()
+    if lock == "skip_locked":
+        stmt = stmt.with_for_update(skip_locked=True)
     return [clock_from_row(r) for r in (await conn.execute(stmt)).all()]
 
 
 async def clocks_of_incident(conn: AsyncConnection, incident_id: str, *, for_update: bool = False) -> list[Clock]:
-    # id order, as in get_clocks, so that handlers and timer batches lock clocks in the same order
     stmt = sa.select(clocks).where(clocks.c.incident_id == incident_id).order_by(clocks.c.id)
     if for_update:
         stmt = stmt.with_for_update()
