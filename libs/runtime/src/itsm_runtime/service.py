@@ -192,7 +192,7 @@ def build_app(runtime: ServiceRuntime, *, title: str, routers: Iterable[APIRoute
         return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     app.add_middleware(_MetricsMiddleware, service=runtime.name)
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics", exclude_spans=["receive", "send"])
     return app
 
 
