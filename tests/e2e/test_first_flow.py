@@ -154,3 +154,25 @@ async def test_one_trace_spans_the_incident_post_and_the_sla_handling(stack, htt
         wait_for_log, stack.log("sla-svc"),
         lambda r: r.get("trace_id") == trace_id and "itsm.incident.opened" in r.get("message", ""))
     assert record["service"] == "sla-svc" and record["span_id"]
+
+
+async def test_a_resolution_made_while_sla_svc_was_down_is_not_reported_as_a_breach(stack, http, receiver):
+    """On restart the backlog is consumed before the timers run: a clock met in time stays met."""
+    service_id, _ = await setup_service(stack, http, receiver, within="PT4S")
+    incident = await open_p1(stack, http, service_id)
+    clock = (await eventually(lambda: clocks(stack, http, incident["id"])))[0]
+    deadline = datetime.fromisoformat(clock["deadline"])
+    stack.kill("sla-svc")
+    resolved = await http.patch(f"{stack.url('incident-svc')}/v1/incidents/{incident['id']}",
+                                json={"status": "resolved"})
+    assert datetime.fromisoformat(resolved.json()["resolved_at"]) < deadline
+    await asyncio.sleep((deadline - datetime.now(UTC)).total_seconds() + 1.0)
+    await asyncio.to_thread(stack.start, "sla-svc")
+
+    stopped = await eventually(lambda: receiver.matching(event_type="itsm.sla.clock_stopped",
+                                                         incident_id=incident["id"]), timeout=30)
+    assert stopped[0].json()["data"]["met"] is True
+    clock = (await clocks(stack, http, incident["id"]))[0]
+    assert clock["stage"] == "completed" and clock["breached"] is False
+    await asyncio.sleep(1.5)
+    assert receiver.matching(event_type=BREACH, incident_id=incident["id"]) == []

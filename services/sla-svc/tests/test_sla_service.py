@@ -100,6 +100,16 @@ async def test_p1_incident_breaches_at_the_deadline(sla, incidents, kafka_bootst
     assert dict(records[0].headers)["ce_time"].decode().startswith(deadline.strftime("%Y-%m-%dT%H:%M:%S"))
     clock = (await clocks_of(sla, incident["id"]))[0]
     assert clock["breached"] is True and clock["stage"] == "running"
+
+    def warnings(records):
+        return [json.loads(r.value) for r in records if dict(r.headers)["ce_type"] == b"itsm.sla.warning"
+                and json.loads(r.value)["incident_id"] == incident["id"]]
+
+    warned = warnings(await read_topic(kafka_bootstrap, topics.SLA, until=lambda rs: len(warnings(rs)) >= 3))
+    opened_at = datetime.fromisoformat(incident["opened_at"])
+    assert [(w["threshold"], datetime.fromisoformat(w["warned_at"])) for w in warned] == [
+        (0.5, opened_at + timedelta(seconds=1)), (0.75, opened_at + timedelta(seconds=1.5)),
+        (0.9, opened_at + timedelta(seconds=1.8))]
     compliance = (await sla.get(f"/v1/agreements/{agreement['id']}/compliance")).json()
     assert compliance["status"] == "breached" and compliance["targets"][0]["breached"] == 1
 

@@ -45,6 +45,7 @@ def configure_logging(*, level: str, json_logs: bool, service: str) -> None:
     root.setLevel(level)
     logging.getLogger("aiokafka").setLevel(max(logging.WARNING, root.level))
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
 
 
 def configure_tracing(*, service: str, otlp_endpoint: str | None) -> None:
