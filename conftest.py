@@ -5,11 +5,12 @@ fresh database on that server. Unit tests of pure domain code need neither.
 """
 
 import os
-import uuid
 from collections.abc import AsyncIterator, Callable
 
-import asyncpg
 import pytest
+from aiokafka import AIOKafkaProducer
+
+from itsm_runtime.testing import create_database
 
 
 def _required(name: str) -> str:
@@ -28,17 +29,7 @@ def kafka_bootstrap() -> str:
 def new_database() -> Callable:
     """Create a fresh database on the test server; returns its postgresql:// URL."""
     server = _required("ITSM_TEST_DATABASE_URL")
-
-    async def create() -> str:
-        name = f"test_{uuid.uuid4().hex[:12]}"
-        conn = await asyncpg.connect(server)
-        try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
-        return server.rsplit("/", 1)[0] + "/" + name
-
-    return create
+    return lambda: create_database(server)
 
 
 @pytest.fixture(scope="session")
@@ -58,3 +49,12 @@ def service_settings(database_url, kafka_bootstrap) -> Callable:
         return settings_cls(**values)
 
     return make
+
+
+@pytest.fixture(scope="session")
+async def kafka_producer(kafka_bootstrap) -> AsyncIterator[AIOKafkaProducer]:
+    """A plain producer, for tests that publish records the way another system would."""
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await producer.start()
+    yield producer
+    await producer.stop()

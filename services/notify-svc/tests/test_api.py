@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 import uvicorn
-from aiokafka import AIOKafkaProducer
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from itsm_events import Envelope, from_kafka, new_event, schemas, to_kafka, to_structured, topics
@@ -107,11 +106,8 @@ async def client(app):
 
 
 @pytest.fixture(scope="module")
-async def producer(kafka_bootstrap):
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
-    await producer.start()
-    yield producer
-    await producer.stop()
+def producer(kafka_producer):
+    return kafka_producer
 
 
 async def publish(producer, data, *, key: str, copies: int = 1) -> Envelope:

@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from aiokafka import AIOKafkaProducer
 
 from incident_svc.main import create_app as create_incident_app
 from incident_svc.settings import Settings as IncidentSettings
@@ -37,11 +36,8 @@ async def incidents(service_settings, sla):
 
 
 @pytest.fixture(scope="module")
-async def producer(kafka_bootstrap):
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
-    await producer.start()
-    yield producer
-    await producer.stop()
+def producer(kafka_producer):
+    return kafka_producer
 
 
 async def make_agreement(sla, *, within="PT2S", metric="resolution", priority=1, **extra) -> dict:

@@ -19,6 +19,21 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 
+async def create_database(server_url: str, *, prefix: str = "test") -> str:
+    """Create a fresh database on the server of `server_url`; return its postgresql:// URL."""
+    import uuid
+
+    import asyncpg
+
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(server_url)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return server_url.rsplit("/", 1)[0] + "/" + name
+
+
 @asynccontextmanager
 async def running_app(app) -> AsyncIterator[httpx.AsyncClient]:
     """Run an app's lifespan (migrations, relay, consumers) and talk to it in-process over ASGI."""
