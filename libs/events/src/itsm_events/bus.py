@@ -165,6 +165,13 @@ class KafkaTransport:
 
     async def caught_up(self, timeout: float) -> bool:
         """Wait until every consumer has processed what its partitions held when this was called."""
+        try:
+            async with asyncio.timeout(timeout):  # the client's own calls retry without a bound
+                return await self._caught_up(timeout)
+        except TimeoutError:
+            return False
+
+    async def _caught_up(self, timeout: float) -> bool:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         for consumer in self._consumers:
@@ -197,11 +204,15 @@ class KafkaTransport:
         self._stopping = True
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        for consumer in self._consumers:
-            await consumer.stop()
-        if self._producer is not None:
-            await self._producer.stop()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=10)
+        for client in [*self._consumers, self._producer]:
+            if client is None:
+                continue
+            try:
+                await asyncio.wait_for(client.stop(), 10)
+            except TimeoutError:
+                log.warning("%s: a Kafka client did not stop within 10 s", self.client_id)
 
 
 # In-process ----------------------------------------------------------------------------

@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None, transport: Transport | None = N
         task = runtime.state.pop("timers_task", None)
         if task is not None:
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await asyncio.wait([task], timeout=5)
         await timers.scheduler.stop()
 
     runtime = ServiceRuntime(name=NAME, settings=settings, metadata=metadata, migrations_dir=MIGRATIONS,
