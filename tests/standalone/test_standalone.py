@@ -62,8 +62,12 @@ async def test_sigkill_and_restart_lose_no_event_and_no_clock(standalone):
         assert agreement.status_code == 201
         first = (await http.post(f"{INCIDENT}/v1/incidents", json={
             "title": "first", "service_id": service_id, "impact": 1, "urgency": 1})).json()
+        resolved_in_time = (await http.post(f"{INCIDENT}/v1/incidents", json={
+            "title": "resolved in time", "service_id": service_id, "impact": 1, "urgency": 1})).json()
         clock = (await eventually(lambda: clocks(http, first["id"])))[0]
-        # a second incident, killed right after its commit: its event may not have been delivered yet
+        await eventually(lambda: clocks(http, resolved_in_time["id"]))
+        # killed right after these commits: their events may not have been delivered yet
+        await http.patch(f"{INCIDENT}/v1/incidents/{resolved_in_time['id']}", json={"status": "resolved"})
         second = (await http.post(f"{INCIDENT}/v1/incidents", json={
             "title": "second", "service_id": service_id, "impact": 1, "urgency": 1})).json()
         standalone.kill()
@@ -74,6 +78,8 @@ async def test_sigkill_and_restart_lose_no_event_and_no_clock(standalone):
         breached = await eventually(lambda: _breached(http, first["id"]))
         assert breached["breached_at"] == clock["deadline"], "the breach is stamped with the deadline"
         assert len(await eventually(lambda: clocks(http, second["id"]))) == 1, "the undelivered event arrived"
+        met = (await clocks(http, resolved_in_time["id"]))[0]
+        assert met["stage"] == "completed" and met["breached"] is False, "no false breach after the restart"
         assert (await http.get(f"{INCIDENT}/v1/incidents/{second['id']}")).status_code == 200
 
 
