@@ -89,6 +89,8 @@ class UnitOfWork:
         self._pending: list[dict] = []
         self._after_commit: list[Callable[[], None]] = []
         self.emitted: list[Envelope] = []
+        # What handlers may share within this transaction, e.g. a lookup done once for a batch of events.
+        self.memo: dict = {}
         self.conn: AsyncConnection
 
     async def __aenter__(self) -> "UnitOfWork":

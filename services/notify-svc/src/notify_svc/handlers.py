@@ -36,8 +36,10 @@ class EventFanOut:
 
     async def on_any_event(self, envelope: Envelope, data: BaseModel | None, uow: UnitOfWork) -> None:
         """Insert the deliveries (at most one per event and subscription); hand them to the worker after commit."""
-        wanted = [s for s in await repository.subscriptions_for_type(uow.conn, envelope.type)
-                  if s.wants(envelope.type, envelope.data)]
+        # Loaded once per transaction: a consumer handles a whole partition batch in one.
+        if "active_subscriptions" not in uow.memo:
+            uow.memo["active_subscriptions"] = await repository.active_subscriptions(uow.conn)
+        wanted = [s for s in uow.memo["active_subscriptions"] if s.wants(envelope.type, envelope.data)]
         if not wanted:
             return
         now = datetime.now(UTC)

@@ -4,12 +4,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY, array, insert
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from itsm_runtime.pagination import keyset_page
 
-from ..domain.model import WILDCARD, Channel, DeliveryStatus, Subscription
+from ..domain.model import Channel, DeliveryStatus, Subscription
 from .tables import deliveries, delivery_attempts, subscriptions
 
 _SUBSCRIPTION_FIELDS = [c.name for c in subscriptions.columns if c.name not in ("created_seq", "deactivated_at")]
@@ -65,14 +65,9 @@ async def deactivate_subscription(conn: AsyncConnection, subscription_id: str, *
     return True
 
 
-async def subscriptions_for_type(conn: AsyncConnection, event_type: str) -> list[Subscription]:
-    """Active subscriptions that name `event_type` or "*" (the caller applies the full rule)."""
-    rows = (await conn.execute(
-        sa.select(subscriptions).where(
-            subscriptions.c.active,
-            subscriptions.c.event_types.overlap(sa.cast(array([event_type, WILDCARD]), ARRAY(sa.Text))),
-        )
-    )).all()
+async def active_subscriptions(conn: AsyncConnection) -> list[Subscription]:
+    """Every active subscription (the caller applies the matching rule)."""
+    rows = (await conn.execute(sa.select(subscriptions).where(subscriptions.c.active))).all()
     return [_to_subscription(r) for r in rows]
 
 
