@@ -5,6 +5,7 @@ fresh database on that server. Unit tests of pure domain code need neither.
 """
 
 import os
+import uuid
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -43,8 +44,9 @@ def service_settings(database_url, kafka_bootstrap) -> Callable:
     """Settings for a service under test: real database and Kafka, a schema per test module if asked."""
 
     def make(settings_cls, **overrides):
+        # a consumer group of its own: apps under test must not share partitions with the e2e stack's processes
         values = {"database_url": database_url, "kafka_bootstrap_servers": kafka_bootstrap,
-                  "environment": "test", "log_json": False}
+                  "environment": "test", "log_json": False, "consumer_group": f"test-{uuid.uuid4().hex[:8]}"}
         values.update(overrides)
         return settings_cls(**values)
 

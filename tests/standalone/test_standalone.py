@@ -58,7 +58,7 @@ async def test_sigkill_and_restart_lose_no_event_and_no_clock(standalone):
         service_id = f"svc-{uuid.uuid4().hex[:8]}"
         agreement = await http.post(f"{SLA}/v1/agreements", json={
             "name": "Gold", "service_id": service_id,
-            "targets": [{"metric": "resolution", "priority": 1, "within": "PT4S"}]})
+            "targets": [{"metric": "resolution", "priority": 1, "within": "PT6S"}]})
         assert agreement.status_code == 201
         first = (await http.post(f"{INCIDENT}/v1/incidents", json={
             "title": "first", "service_id": service_id, "impact": 1, "urgency": 1})).json()
@@ -67,7 +67,8 @@ async def test_sigkill_and_restart_lose_no_event_and_no_clock(standalone):
         clock = (await eventually(lambda: clocks(http, first["id"])))[0]
         await eventually(lambda: clocks(http, resolved_in_time["id"]))
         # killed right after these commits: their events may not have been delivered yet
-        await http.patch(f"{INCIDENT}/v1/incidents/{resolved_in_time['id']}", json={"status": "resolved"})
+        resolved = await http.patch(f"{INCIDENT}/v1/incidents/{resolved_in_time['id']}", json={"status": "resolved"})
+        assert datetime.fromisoformat(resolved.json()["resolved_at"]) < datetime.fromisoformat(clock["deadline"])
         second = (await http.post(f"{INCIDENT}/v1/incidents", json={
             "title": "second", "service_id": service_id, "impact": 1, "urgency": 1})).json()
         standalone.kill()

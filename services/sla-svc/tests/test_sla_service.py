@@ -206,7 +206,7 @@ async def test_duplicate_delivery_has_one_effect(sla, producer, sla_app):
 
 
 async def test_poison_message_goes_to_the_dead_letter_topic_and_consumption_continues(
-        sla, producer, kafka_bootstrap):
+        sla, sla_app, producer, kafka_bootstrap):
     key = uuid.uuid4().hex.encode()
     await producer.send_and_wait(topics.INCIDENT, value=b"\x00not json", key=key,
                                  headers=[("ce_type", b"itsm.incident.opened"), ("ce_id", b"poison-1"),
@@ -214,7 +214,7 @@ async def test_poison_message_goes_to_the_dead_letter_topic_and_consumption_cont
                                           ("ce_time", b"2026-11-24T10:00:00Z"),
                                           ("content-type", b"application/json")])
     await producer.send_and_wait(topics.INCIDENT, value=b"{}", key=key, headers=[("ce_type", b"garbage")])
-    dlq = topics.dead_letter_topic(topics.INCIDENT, "sla-svc")
+    dlq = topics.dead_letter_topic(topics.INCIDENT, sla_app.state.runtime.dispatcher.group)
     records = await read_topic(kafka_bootstrap, dlq, until=lambda rs: sum(r.key == key for r in rs) >= 2)
     dead = [r for r in records if r.key == key]
     assert all(dict(r.headers)["error"].startswith(b"PoisonMessage") for r in dead)

@@ -55,6 +55,8 @@ class Transport(Protocol):
     def subscribe(self, topics: Iterable[str], group: str, dispatch: DispatchFn) -> None: ...
     async def healthy(self) -> bool: ...
     async def caught_up(self, timeout: float) -> bool: ...
+    def relay_started(self, service: str) -> None: ...
+    def relay_drained(self, service: str) -> None: ...
 
 
 # Kafka ---------------------------------------------------------------------------------
@@ -132,10 +134,13 @@ class KafkaTransport:
                     # could run beside its previous one and break per-key order.
                     results = await asyncio.gather(*(self._drain(consumer, group, tp, records, dispatch)
                                                      for tp, records in batches.items()), return_exceptions=True)
-                    for error in (r for r in results if isinstance(r, BaseException)):
-                        if isinstance(error, asyncio.CancelledError):
-                            raise error
-                        log.error("consumer of %s failed on a partition batch: %r", group, error)
+                    for (tp, records), result in zip(batches.items(), results, strict=True):
+                        if isinstance(result, asyncio.CancelledError):
+                            raise result
+                        if isinstance(result, BaseException):
+                            # not committed: fetch the batch again rather than skip past it
+                            log.error("consumer of %s failed on %s; fetching it again: %r", group, tp, result)
+                            consumer.seek(tp, records[0].offset)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -181,15 +186,22 @@ class KafkaTransport:
             if not partitions:
                 return False
             ends = await consumer.end_offsets(partitions)
+            beginnings = await consumer.beginning_offsets(partitions)
             for tp in partitions:
                 while loop.time() < deadline:
                     committed = await consumer.committed(tp)
-                    if ends[tp] == 0 or (committed is not None and committed >= ends[tp]):
-                        break
+                    if ends[tp] <= beginnings[tp] or (committed is not None and committed >= ends[tp]):
+                        break  # nothing left to read (never written, or all expired), or all of it processed
                     await asyncio.sleep(0.1)
                 else:
                     return False
         return True
+
+    def relay_started(self, service: str) -> None:
+        """Kafka holds what the relays publish: nothing to track here."""
+
+    def relay_drained(self, service: str) -> None:
+        """Kafka holds what the relays publish: nothing to track here."""
 
     async def healthy(self) -> bool:
         if self._producer is None:
@@ -229,7 +241,8 @@ class InProcessTransport:
     _groups: dict[str, list[tuple[str, DispatchFn]]] = field(default_factory=lambda: defaultdict(list))
     dead_letters: list[Message] = field(default_factory=list)
     _open: asyncio.Event = field(default_factory=asyncio.Event)
-    _sending: int = 0
+    _relays: set[str] = field(default_factory=set)
+    _drained_since_open: set[str] = field(default_factory=set)
 
     def subscribe(self, topics: Iterable[str], group: str, dispatch: DispatchFn) -> None:
         for topic in topics:
@@ -243,14 +256,7 @@ class InProcessTransport:
         self._open.clear()
 
     async def send_many(self, messages: list[Message]) -> None:
-        self._sending += 1
-        try:
-            await self._open.wait()
-            await self._deliver(messages)
-        finally:
-            self._sending -= 1
-
-    async def _deliver(self, messages: list[Message]) -> None:
+        await self._open.wait()
         for message in messages:
             if message.topic.endswith(".dlq"):
                 self.dead_letters.append(message)
@@ -265,15 +271,21 @@ class InProcessTransport:
     async def healthy(self) -> bool:
         return True
 
+    def relay_started(self, service: str) -> None:
+        self._relays.add(service)
+
+    def relay_drained(self, service: str) -> None:
+        """A relay found its outbox empty; counts once delivery is open (its backlog went out)."""
+        if self._open.is_set():
+            self._drained_since_open.add(service)
+
     async def caught_up(self, timeout: float) -> bool:
-        """Caught up once delivery is open and no relay is handing over records (the backlog a restart
-        found in the outboxes is delivered by then)."""
+        """Caught up once every relay has emptied its outbox since delivery opened: the backlog a
+        restart found in the outboxes has been handed to every group by then."""
         try:
             async with asyncio.timeout(timeout):
                 await self._open.wait()
-                quiet_checks = 0
-                while quiet_checks < 3:  # quiet across a few looks: relays loop batch after batch
-                    quiet_checks = quiet_checks + 1 if self._sending == 0 else 0
+                while not self._relays <= self._drained_since_open:
                     await asyncio.sleep(0.05)
                 return True
         except TimeoutError:
@@ -297,6 +309,7 @@ class OutboxRelay:
     _task: asyncio.Task | None = None
 
     def start(self) -> None:
+        self.transport.relay_started(self.service)
         self._task = asyncio.create_task(self._run(), name=f"{self.service}-outbox-relay")
 
     async def stop(self) -> None:
@@ -309,6 +322,7 @@ class OutboxRelay:
             try:
                 while await self.publish_batch() == self.batch_size:
                     pass
+                self.transport.relay_drained(self.service)
             except asyncio.CancelledError:
                 raise
             except Exception:

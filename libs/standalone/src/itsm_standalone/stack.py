@@ -61,7 +61,7 @@ def stop_process(process: subprocess.Popen, *, sig: int = signal.SIGTERM, timeou
         os.killpg(process.pid, sig)
         process.wait(timeout=timeout)
     except ProcessLookupError:
-        pass
+        process.wait()  # already gone: reap it
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()

@@ -5,6 +5,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from itsm_events import Envelope, UnitOfWork, schemas
+from itsm_events.bus import is_transient
 from itsm_runtime.scheduler import Scheduler
 
 from .db import repository
@@ -15,6 +16,7 @@ from .domain.clock import Breached, Clock, Stage, Stopped, Warned, target_reache
 
 log = logging.getLogger("sla_svc.timers")
 RETRY_LOCKED = timedelta(milliseconds=200)
+RETRY_FAILED = timedelta(seconds=1)
 
 
 def calendar_of(clock_or_agreement) -> Calendar:
@@ -52,16 +54,16 @@ class ClockTimers:
         """
         try:
             await self._fire_batch(clock_ids)
-        except Exception:
-            if len(clock_ids) == 1:
-                raise
+        except Exception as exc:
+            if len(clock_ids) == 1 or is_transient(exc):
+                raise  # the scheduler retries the whole batch a second later
             log.exception("a batch of %d clock timers failed; firing them one by one", len(clock_ids))
             for clock_id in clock_ids:
                 try:
                     await self._fire_batch([clock_id])
                 except Exception:
                     log.exception("clock timer %s failed; retrying in a second", clock_id)
-                    self.scheduler.schedule(clock_id, datetime.now(UTC) + RETRY_LOCKED)
+                    self.scheduler.schedule(clock_id, datetime.now(UTC) + RETRY_FAILED)
 
     async def _fire_batch(self, clock_ids: list[str]) -> None:
         async with self._uow_factory() as uow:

@@ -1,6 +1,7 @@
 """sla-svc: app factory and command line."""
 
 import asyncio
+import itertools
 import logging
 from pathlib import Path
 
@@ -27,11 +28,22 @@ def create_app(settings: Settings | None = None, transport: Transport | None = N
     async def load_timers_when_caught_up(runtime: ServiceRuntime) -> None:
         # Consume the backlog first: a resolution that happened before a deadline but was published
         # while sla-svc was down must stop its clock before the timer could call it a breach.
-        if not await runtime.transport.caught_up(timeout=settings.catch_up_seconds):
+        try:
+            caught_up = await runtime.transport.caught_up(timeout=settings.catch_up_seconds)
+        except Exception:
+            log.exception("could not tell whether the consumers caught up")
+            caught_up = False
+        if not caught_up:
             log.warning("sla-svc starts its timers before its consumers caught up (after %ss)",
                         settings.catch_up_seconds)
-        async with runtime.engine.connect() as conn:
-            loaded = await timers.start(conn)
+        for attempt in itertools.count(1):  # without timers no breach would ever fire: keep trying
+            try:
+                async with runtime.engine.connect() as conn:
+                    loaded = await timers.start(conn)
+                break
+            except Exception:
+                log.exception("loading the SLA timers failed (attempt %d); retrying", attempt)
+                await asyncio.sleep(min(30.0, 0.5 * 2 ** attempt))
         log.info("sla-svc timers running: %d clocks loaded", loaded)
 
     async def start_timers(runtime: ServiceRuntime) -> None:

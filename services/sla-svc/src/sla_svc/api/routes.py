@@ -16,7 +16,7 @@ from ..domain.calendar import BUILT_IN
 from ..domain.clock import Clock
 from .schemas import (
     AgreementCreate, AgreementPage, AgreementRead, CalendarRead, ClockPage, ClockRead, ComplianceRead,
-    TargetCompliance, TargetIn,
+    TargetCompliance, TargetRead,
 )
 
 router = APIRouter(prefix="/v1", tags=["sla"])
@@ -26,7 +26,7 @@ def _agreement_read(agreement: Agreement) -> AgreementRead:
     return AgreementRead(
         id=agreement.id, name=agreement.name, service_id=agreement.service_id, customer_id=agreement.customer_id,
         calendar_id=agreement.calendar_id,
-        targets=[TargetIn(metric=t.metric, priority=t.priority, within=t.within) for t in agreement.targets],
+        targets=[TargetRead(metric=t.metric, priority=t.priority, within=t.within) for t in agreement.targets],
         warning_thresholds=list(agreement.warning_thresholds), pause_on=list(agreement.pause_on),
         created_at=agreement.extra["created_at"],
     )

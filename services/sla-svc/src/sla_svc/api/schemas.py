@@ -26,13 +26,19 @@ class AgreementCreate(BaseModel):
     pause_on: list[str] = ["on_hold"]
 
 
+class TargetRead(BaseModel):
+    metric: str
+    priority: int
+    within: timedelta
+
+
 class AgreementRead(BaseModel):
     id: str
     name: str
     service_id: str
     customer_id: str | None
     calendar_id: str
-    targets: list[TargetIn]
+    targets: list[TargetRead]
     warning_thresholds: list[float]
     pause_on: list[str]
     created_at: datetime
