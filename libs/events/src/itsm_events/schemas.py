@@ -56,6 +56,20 @@ class IncidentPriorityChanged(EventData):
     changed_at: datetime
 
 
+@register("itsm.incident.alert_appended", 1)
+class IncidentAlertAppended(EventData):
+    """Another alert with the incident's dedup key arrived (PagerDuty Events API v2 intake)."""
+
+    incident_id: str
+    service_id: str
+    dedup_key: str
+    integration_id: str
+    summary: str
+    severity: Literal["critical", "error", "warning", "info"]
+    source: str | None = None
+    received_at: datetime
+
+
 @register("itsm.incident.resolved", 1)
 class IncidentResolved(EventData):
     incident_id: str
@@ -111,6 +125,77 @@ class ClockStopped(ClockRef):
     elapsed_seconds: float
 
 
+@register("itsm.sla.clock_retargeted", 1)
+class ClockRetargeted(ClockRef):
+    """A priority change moved a running clock to the new priority's target; elapsed time is kept."""
+
+    from_priority: int
+    target_seconds: float
+    retargeted_at: datetime
+
+
+class ObjectiveRef(EventData):
+    agreement_id: str
+    objective_id: str
+    service_id: str
+    kind: Literal["availability", "resolution_ratio"]
+    target: float
+    window_start: datetime
+    window_end: datetime
+
+
+@register("itsm.sla.objective_breached", 1)
+class ObjectiveBreached(ObjectiveRef):
+    """The window's target is missed, or can no longer be met (`reason` says which)."""
+
+    actual: float | None = None
+    reason: Literal["impossible", "missed"]
+    breached_at: datetime
+
+
+@register("itsm.sla.budget_burn", 1)
+class BudgetBurn(ObjectiveRef):
+    """A multi-window burn-rate alert on an availability error budget started or cleared."""
+
+    state: Literal["firing", "cleared"]
+    severity: Literal["page", "ticket"]
+    burn_rate_threshold: float
+    long_window_seconds: float
+    short_window_seconds: float
+    long_rate: float
+    short_rate: float
+    at: datetime
+
+
+@register("itsm.sla.report_ready", 1)
+class ReportReady(EventData):
+    agreement_id: str
+    service_id: str
+    period: str
+    period_start: datetime
+    period_end: datetime
+    status: Literal["ok", "at_risk", "breached"]
+    url: str
+
+
+@register("itsm.sla.review_opened", 1)
+class ReviewOpened(EventData):
+    review_id: str
+    agreement_id: str
+    service_id: str
+    reason: str
+    opened_at: datetime
+
+
+@register("itsm.sla.review_closed", 1)
+class ReviewClosed(EventData):
+    review_id: str
+    agreement_id: str
+    service_id: str
+    root_cause: str | None = None
+    closed_at: datetime
+
+
 # cmdb context -------------------------------------------------------------------------
 
 
@@ -129,6 +214,24 @@ class RelationshipCreated(EventData):
     source_id: str
     target_id: str
     type: str
+
+
+@register("itsm.cmdb.ci_updated", 1)
+class CiUpdated(EventData):
+    ci_id: str
+    version: int
+    changed: list[str]
+    changed_by: str | None = None
+    change_ref: str | None = None
+
+
+@register("itsm.cmdb.ci_status_changed", 1)
+class CiStatusChanged(EventData):
+    ci_id: str
+    status: Literal["up", "degraded", "down"]
+    previous_status: Literal["up", "degraded", "down"] | None = None
+    observed_at: datetime
+    cause_ci_ids: list[str] = []
 
 
 @register("itsm.cmdb.service_availability_changed", 1)
