@@ -4,7 +4,7 @@ import asyncio
 import json
 import platform
 
-from . import breach_latency, incident_throughput
+from . import breach_latency, cmdb_signals, incident_throughput
 from .common import RESULTS
 
 
@@ -14,6 +14,8 @@ async def main() -> None:
     print(json.dumps({"incident_throughput": results["incident_throughput"]}), flush=True)
     results["breach_latency"] = await breach_latency.run()
     print(json.dumps({"breach_latency": results["breach_latency"]}), flush=True)
+    results["cmdb_signals"] = await cmdb_signals.run()
+    print(json.dumps({"cmdb_signals": results["cmdb_signals"]}), flush=True)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(results, indent=2))
 

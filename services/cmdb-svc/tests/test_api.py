@@ -49,8 +49,9 @@ async def test_create_returns_the_ci_and_publishes_ci_created(client, kafka_boot
                                                          redundancy={"min_up": 1}))
     assert response.status_code == 201
     ci = response.json()
-    assert set(ci) == {"id", "name", "type", "key", "criticality", "attributes", "redundancy", "created_at",
-                       "updated_at"}
+    assert set(ci) == {"id", "name", "type", "key", "criticality", "owner", "status", "attributes", "redundancy",
+                       "version", "health", "health_since", "created_at", "updated_at"}
+    assert (ci["status"], ci["version"], ci["health"]) == ("active", 1, "up")
     assert (ci["type"], ci["key"], ci["criticality"]) == ("database", key, 1)
     assert ci["attributes"] == {"engine": "postgres"} and ci["redundancy"] == {"min_up": 1}
     assert (await client.get(f"/v1/cis/{ci['id']}")).json() == ci

@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 import pytest
 
 from cmdb_svc.domain.model import (
-    Ci, CiAdded, CiType, InvalidCi, InvalidRelationship, Redundancy, Relationship, RelationshipAdded,
-    RelationshipType,
+    Ci, CiAdded, CiChanged, CiType, FieldChange, InvalidCi, InvalidRelationship, LifecycleStatus, Redundancy,
+    Relationship, RelationshipAdded, RelationshipType,
 )
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -128,3 +128,34 @@ def test_a_ci_cannot_relate_to_itself():
     with pytest.raises(InvalidRelationship) as caught:
         make_relationship(source_id="ci-1", target_id="ci-1")
     assert caught.value.field == "target_id"
+
+
+def test_a_change_records_the_fields_before_and_after_and_bumps_the_version():
+    ci = make_ci(attributes={"engine": "postgres", "tier": "gold"})
+    ci.events.clear()
+    later = T0.replace(hour=10)
+    diff = ci.change({"owner": "dba", "status": "maintenance", "attributes": {"tier": None, "size": "xl"}},
+                     at=later, changed_by="alice", change_ref="CHG1")
+    assert diff == {"owner": FieldChange(None, "dba"), "status": FieldChange("active", "maintenance"),
+                    "attributes": FieldChange({"engine": "postgres", "tier": "gold"},
+                                              {"engine": "postgres", "size": "xl"})}
+    assert (ci.version, ci.updated_at, ci.status) == (2, later, LifecycleStatus.MAINTENANCE)
+    assert ci.events == [CiChanged(at=later, version=2, changes=diff, changed_by="alice", change_ref="CHG1")]
+
+
+def test_a_change_that_changes_nothing_is_no_version():
+    ci = make_ci(criticality=2)
+    assert ci.change({"criticality": 2, "attributes": {}}, at=T0) == {}
+    assert ci.version == 1
+
+
+@pytest.mark.parametrize(("changes", "field"), [
+    ({"status": "gone"}, "status"), ({"type": "vm"}, "type"), ({"criticality": 0}, "criticality"),
+    ({"name": " "}, "name"), ({"redundancy": {"min_up": 0}}, "redundancy.min_up"), ({"colour": "red"}, "colour"),
+])
+def test_an_invalid_change_is_rejected_and_changes_nothing(changes, field):
+    ci = make_ci()
+    with pytest.raises(InvalidCi) as caught:
+        ci.change(changes, at=T0)
+    assert caught.value.field == field
+    assert ci.version == 1 and ci.status == LifecycleStatus.ACTIVE

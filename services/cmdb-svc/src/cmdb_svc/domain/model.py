@@ -44,6 +44,15 @@ class RelationshipType(StrEnum):
     CONNECTS_TO = "connects_to"
 
 
+class LifecycleStatus(StrEnum):
+    """Where a CI is in its life; unrelated to its health (up/degraded/down), which signals report."""
+
+    PLANNED = "planned"
+    ACTIVE = "active"
+    MAINTENANCE = "maintenance"
+    RETIRED = "retired"
+
+
 CRITICALITY_RANGE = range(1, 6)  # 1 = most critical, 5 = least, like incident priority
 
 
@@ -70,6 +79,14 @@ class UnknownCi(LookupError):
         super().__init__(f"CI {ci_id} does not exist")
         self.ci_id = ci_id
         self.field = field
+
+
+class IdTaken(Exception):
+    """Another CI already has this id."""
+
+    def __init__(self, ci_id: str):
+        super().__init__(f"a CI with id {ci_id!r} already exists")
+        self.ci_id = ci_id
 
 
 class KeyTaken(Exception):
@@ -144,6 +161,69 @@ class RelationshipAdded:
     at: datetime
 
 
+@dataclass(frozen=True)
+class CiChanged:
+    at: datetime
+    version: int
+    changes: dict[str, "FieldChange"]
+    changed_by: str | None
+    change_ref: str | None
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    before: Any
+    after: Any
+
+
+# Fields a change may touch, in the order a version lists them.
+EDITABLE_FIELDS = ("name", "type", "key", "criticality", "owner", "status", "attributes", "redundancy")
+# Fields whose change alters how health propagates through the graph.
+TOPOLOGY_FIELDS = frozenset({"type", "redundancy"})
+
+
+def _checked_name(name: str | None) -> str:
+    if not name or not name.strip():
+        raise InvalidCi("a CI needs a name", field="name")
+    return name
+
+
+def _checked_type(value: str) -> CiType:
+    try:
+        return CiType(value)
+    except ValueError:
+        raise InvalidCi(f"unknown CI type {value!r} (known: {', '.join(CiType)})", field="type") from None
+
+
+def _checked_criticality(value: int | None) -> int | None:
+    if value is not None and value not in CRITICALITY_RANGE:
+        raise InvalidCi(f"criticality must be 1..5, got {value!r}", field="criticality")
+    return value
+
+
+def _checked_status(value: str) -> LifecycleStatus:
+    try:
+        return LifecycleStatus(value)
+    except ValueError:
+        raise InvalidCi(f"unknown lifecycle status {value!r} (known: {', '.join(LifecycleStatus)})",
+                        field="status") from None
+
+
+def _checked_redundancy(value: Redundancy | Mapping[str, Any] | None) -> Redundancy | None:
+    return Redundancy.from_dict(value) if isinstance(value, Mapping) else value
+
+
+def merge_attributes(current: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """JSON merge patch (RFC 7396) of the attributes: a key set to null is removed."""
+    merged = dict(current)
+    for name, value in patch.items():
+        if value is None:
+            merged.pop(name, None)
+        else:
+            merged[name] = value
+    return merged
+
+
 @dataclass
 class Ci:
     id: str
@@ -153,30 +233,73 @@ class Ci:
     updated_at: datetime
     key: str | None = None
     criticality: int | None = None
+    owner: str | None = None
+    status: LifecycleStatus = LifecycleStatus.ACTIVE
     attributes: dict[str, Any] = field(default_factory=dict)
     redundancy: Redundancy | None = None
+    version: int = 1
     events: list = field(default_factory=list, repr=False, compare=False)
 
     @classmethod
     def create(cls, *, id: str, name: str, type: str, created_at: datetime, key: str | None = None,
-               criticality: int | None = None, attributes: Mapping[str, Any] | None = None,
+               criticality: int | None = None, owner: str | None = None, status: str = LifecycleStatus.ACTIVE,
+               attributes: Mapping[str, Any] | None = None,
                redundancy: Redundancy | Mapping[str, Any] | None = None) -> "Ci":
         """A new CI, validated, recording that it was added."""
-        if not name or not name.strip():
-            raise InvalidCi("a CI needs a name", field="name")
-        try:
-            ci_type = CiType(type)
-        except ValueError:
-            raise InvalidCi(f"unknown CI type {type!r} (known: {', '.join(CiType)})", field="type") from None
-        if criticality is not None and criticality not in CRITICALITY_RANGE:
-            raise InvalidCi(f"criticality must be 1..5, got {criticality!r}", field="criticality")
-        if isinstance(redundancy, Mapping):
-            redundancy = Redundancy.from_dict(redundancy)
-        ci = cls(id=id, name=name, type=ci_type, key=key, criticality=criticality,
-                 attributes=dict(attributes or {}), redundancy=redundancy, created_at=created_at,
-                 updated_at=created_at)
+        ci = cls(id=id, name=_checked_name(name), type=_checked_type(type), key=key,
+                 criticality=_checked_criticality(criticality), owner=owner, status=_checked_status(status),
+                 attributes=dict(attributes or {}), redundancy=_checked_redundancy(redundancy),
+                 created_at=created_at, updated_at=created_at)
         ci.events.append(CiAdded(at=created_at))
         return ci
+
+    def field_values(self) -> dict[str, Any]:
+        """The editable fields as plain JSON values, as a version records them."""
+        return {"name": self.name, "type": str(self.type), "key": self.key, "criticality": self.criticality,
+                "owner": self.owner, "status": str(self.status), "attributes": dict(self.attributes),
+                "redundancy": self.redundancy.as_dict() if self.redundancy else None}
+
+    def change(self, changes: Mapping[str, Any], *, at: datetime, changed_by: str | None = None,
+               change_ref: str | None = None) -> dict[str, FieldChange]:
+        """Apply the given field values; a real change bumps the version and records what changed.
+
+        `attributes` is merged (a null value removes that attribute); every other field is replaced.
+        Returns the fields that changed with their values before and after (empty when nothing did).
+        """
+        unknown = set(changes) - set(EDITABLE_FIELDS)
+        if unknown:
+            raise InvalidCi(f"cannot change {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
+        if "name" in changes:
+            _checked_name(changes["name"])
+        if "type" in changes:
+            _checked_type(changes["type"])
+        if "criticality" in changes:
+            _checked_criticality(changes["criticality"])
+        if "status" in changes:
+            _checked_status(changes["status"])
+        redundancy = _checked_redundancy(changes.get("redundancy"))
+        before = self.field_values()
+        after = dict(before)
+        for name, value in changes.items():
+            if name == "attributes":
+                after["attributes"] = merge_attributes(before["attributes"], value or {})
+            elif name == "redundancy":
+                after["redundancy"] = redundancy.as_dict() if redundancy else None
+            else:
+                after[name] = value
+        diff = {name: FieldChange(before[name], after[name]) for name in EDITABLE_FIELDS
+                if before[name] != after[name]}
+        if not diff:
+            return {}
+        self.name, self.type, self.key = after["name"], CiType(after["type"]), after["key"]
+        self.criticality, self.owner = after["criticality"], after["owner"]
+        self.status, self.attributes = LifecycleStatus(after["status"]), after["attributes"]
+        self.redundancy = Redundancy.from_dict(after["redundancy"]) if after["redundancy"] else None
+        self.version += 1
+        self.updated_at = at
+        self.events.append(CiChanged(at=at, version=self.version, changes=diff, changed_by=changed_by,
+                                     change_ref=change_ref))
+        return diff
 
 
 @dataclass
