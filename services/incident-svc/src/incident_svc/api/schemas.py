@@ -50,8 +50,60 @@ class IncidentRead(BaseModel):
     updated_at: datetime
     resolved_at: datetime | None
     closed_at: datetime | None
+    alert_count: int = Field(description="Alerts (Events API v2 triggers) that opened or joined this incident")
+    last_alert_at: datetime | None
 
 
 class IncidentPage(BaseModel):
     items: list[IncidentRead]
+    next_cursor: str | None
+
+
+class IntegrationCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    service_id: str = Field(min_length=1, max_length=200)
+    customer_id: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class IntegrationRead(BaseModel):
+    id: str
+    routing_key: str = Field(description="The Events API v2 integration key: 32 lowercase hex characters")
+    name: str
+    service_id: str
+    customer_id: str | None
+    created_at: datetime
+
+
+class OutagePolicyUpdate(BaseModel):
+    """The whole policy (PUT): a field left out takes its default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    open_on: Literal["down", "degraded"] = Field(
+        default="down", description="The service state that opens an outage incident")
+    auto_resolve: bool = Field(default=True, description="Resolve the incident when the service is back up")
+
+
+class OutagePolicyRead(BaseModel):
+    service_id: str
+    open_on: Literal["down", "degraded"]
+    auto_resolve: bool
+    updated_at: datetime | None = Field(description="null while the service has the default policy")
+
+
+class OutageRead(BaseModel):
+    id: str
+    service_id: str
+    incident_id: str
+    status: Literal["up", "degraded", "down"]
+    started_at: datetime
+    last_observed_at: datetime
+    ended_at: datetime | None
+    cause_ci_ids: list[str]
+
+
+class OutagePage(BaseModel):
+    items: list[OutageRead]
     next_cursor: str | None

@@ -29,6 +29,10 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
 }
 
 
+OPEN_STATUSES = frozenset({Status.NEW, Status.IN_PROGRESS, Status.ON_HOLD})
+"""Statuses in which someone still works on the incident: alerts and outages attach to it."""
+
+
 class IllegalTransition(Exception):
     def __init__(self, current: Status, requested: Status):
         allowed = ", ".join(sorted(TRANSITIONS[current])) or "none"
@@ -76,6 +80,18 @@ class Resolved:
     at: datetime
 
 
+@dataclass(frozen=True)
+class AlertAppended:
+    """Another alert with the same dedup key arrived while the incident was open."""
+
+    integration_id: str
+    dedup_key: str
+    summary: str
+    severity: str
+    source: str | None
+    at: datetime
+
+
 @dataclass
 class Incident:
     id: str
@@ -95,6 +111,8 @@ class Incident:
     resolution_notes: str | None = None
     resolved_at: datetime | None = None
     closed_at: datetime | None = None
+    alert_count: int = 0
+    last_alert_at: datetime | None = None
     events: list = field(default_factory=list, repr=False, compare=False)
 
     @classmethod
@@ -146,3 +164,25 @@ class Incident:
             self.events.append(PriorityChanged(from_priority=self.priority, to_priority=new_priority, at=at))
             self.priority = new_priority
         self.updated_at = at
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+    def record_alert(self, *, at: datetime) -> None:
+        """Count an alert that opened or joined this incident (no event: opening already says it)."""
+        self.alert_count += 1
+        self.last_alert_at = at if self.last_alert_at is None else max(self.last_alert_at, at)
+
+    def append_alert(self, *, integration_id: str, dedup_key: str, summary: str, severity: str,
+                     source: str | None, at: datetime) -> None:
+        """Another alert joined the open incident: count it and record that it arrived."""
+        self.record_alert(at=at)
+        self.events.append(AlertAppended(integration_id=integration_id, dedup_key=dedup_key, summary=summary,
+                                         severity=severity, source=source, at=at))
+
+    def escalate(self, *, impact: int, urgency: int, at: datetime) -> None:
+        """Raise impact and urgency to at least the given levels; never lowers what someone assessed."""
+        raised = (min(self.impact, impact), min(self.urgency, urgency))
+        if raised != (self.impact, self.urgency):
+            self.reassess(impact=raised[0], urgency=raised[1], at=at)
