@@ -1,0 +1,278 @@
+"""The SLA clock as a deterministic fold over an incident's events (issue 3; not yet wired into the service).
+
+A clock's whole state (elapsed working time, pauses, re-targets, warnings, breach, stops and
+reopenings) is computed by `fold` from the incident's facts sorted by event time, evaluated at
+an instant `now`. Facts may arrive late, twice or out of order: the fold sorts and de-duplicates
+them, so the result depends only on the facts and `now`, never on arrival order. Rebuilding the
+state from the event log therefore gives the same clocks.
+
+Elapsed time is kept as `accumulated` (working seconds before the current running segment)
+plus `running_since`, so it is exact on any calendar and paused time never counts, also across
+a priority change while paused.
+"""
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from .calendar import Calendar
+
+
+from .clock import Stage  # noqa: E402  (cancelled = the incident's current priority has no target)
+
+
+STOP_STATUSES = ("resolved", "closed")
+_KIND_ORDER = {"opened": 0, "priority": 1, "status": 2}
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One incident event as the clocks see it."""
+
+    event_id: str
+    kind: str  # opened | status | priority
+    at: datetime
+    priority: int | None = None  # opened, priority
+    status: str | None = None  # opened: initial status; status: the new status
+    from_status: str | None = None  # status
+
+    @property
+    def order(self) -> tuple:
+        return (self.at, _KIND_ORDER[self.kind], self.event_id)
+
+
+@dataclass(frozen=True)
+class ClockSpec:
+    """What an agreement asks of one metric: a target per priority, thresholds and pausing statuses."""
+
+    metric: str  # response | resolution
+    targets: Mapping[int, float]  # priority -> target in working seconds
+    thresholds: tuple[float, ...]
+    pause_on: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One line of a clock's timeline. `key` names it uniquely so it is published once."""
+
+    kind: str  # started paused resumed retargeted warning breached stopped reopened
+    at: datetime
+    key: str
+    details: dict = field(default_factory=dict, compare=True, hash=False)
+
+
+@dataclass
+class ClockState:
+    metric: str
+    priority: int
+    target_seconds: float | None
+    started_at: datetime
+    stage: Stage = Stage.RUNNING
+    accumulated: float = 0.0
+    running_since: datetime | None = None
+    paused: bool = False
+    stopped: bool = False
+    breached_at: datetime | None = None
+    completed_at: datetime | None = None
+    last_change_at: datetime | None = None
+    deadline: datetime | None = None
+    warned: tuple[float, ...] = ()
+    timeline: list[Entry] = field(default_factory=list)
+    next_due: datetime | None = None
+
+    @property
+    def breached(self) -> bool:
+        return self.breached_at is not None
+
+    def elapsed(self, calendar: Calendar, at: datetime) -> float:
+        if self.running_since is not None and at > self.running_since:
+            return self.accumulated + calendar.between(self.running_since, at)
+        return self.accumulated
+
+
+class _Folder:
+    def __init__(self, spec: ClockSpec, calendar: Calendar, opened: Fact):
+        self.spec, self.calendar = spec, calendar
+        self.counts: dict[str, int] = {}
+        self.s = ClockState(metric=spec.metric, priority=opened.priority, started_at=opened.at,
+                            target_seconds=spec.targets.get(opened.priority), running_since=opened.at,
+                            last_change_at=opened.at)
+        self.status = opened.status or "new"
+        self._log("started", opened.at, priority=opened.priority, target_seconds=self.s.target_seconds)
+        if self.status in spec.pause_on:
+            self._pause(opened.at)
+
+    def _log(self, kind: str, at: datetime, key: str | None = None, **details) -> None:
+        n = self.counts.get(kind, 0) + 1
+        self.counts[kind] = n
+        self.s.timeline.append(Entry(kind=kind, at=at, key=key or f"{kind}:{n}", details=details))
+
+    def _instant(self, seconds: float) -> datetime:
+        """When the running clock reaches `seconds` of elapsed working time."""
+        return self.calendar.add(self.s.running_since, max(0.0, seconds - self.s.accumulated))
+
+    def _due(self) -> list[tuple[datetime, str, float | None]]:
+        """Pending warnings and the breach of a running clock: (instant, kind, threshold)."""
+        s = self.s
+        if s.running_since is None or s.target_seconds is None:
+            return []
+        due = [(self._instant(t * s.target_seconds), "warning", t) for t in self.spec.thresholds if t not in s.warned]
+        if not s.breached:
+            due.append((self._instant(s.target_seconds), "breached", None))
+        return sorted(due, key=lambda d: (d[0], d[1] == "breached"))
+
+    def advance(self, to: datetime) -> None:
+        """Record every warning and the breach that fall at or before `to`, each at its own instant."""
+        for at, kind, threshold in self._due():
+            if at > to:
+                break
+            self._cross(kind, threshold, at)
+
+    def _cross(self, kind: str, threshold: float | None, at: datetime) -> None:
+        s = self.s
+        if kind == "warning":
+            s.warned = tuple(sorted((*s.warned, threshold)))
+            self._log("warning", at, key=f"warning:{threshold}", threshold=threshold)
+        else:
+            s.breached_at = at
+            self._log("breached", at, key="breached", target_seconds=s.target_seconds)
+
+    def _cross_exceeded(self, at: datetime) -> None:
+        """After a re-target: thresholds and the target already exceeded are crossed now."""
+        s = self.s
+        if s.target_seconds is None:
+            return
+        elapsed = s.elapsed(self.calendar, at)
+        for threshold in self.spec.thresholds:
+            if threshold not in s.warned and elapsed >= threshold * s.target_seconds:
+                self._cross("warning", threshold, at)
+        if not s.breached and elapsed >= s.target_seconds:
+            self._cross("breached", None, at)
+
+    def _settle(self, at: datetime) -> None:
+        s = self.s
+        s.accumulated = s.elapsed(self.calendar, at)
+        s.running_since = None
+        s.last_change_at = at
+
+    def _pause(self, at: datetime) -> None:
+        self._settle(at)
+        self.s.paused = True
+        self._log("paused", at, status=self.status)
+
+    def _run(self, at: datetime, kind: str) -> None:
+        self.s.running_since = at
+        self.s.paused = False
+        self.s.last_change_at = at
+        self._log(kind, at, status=self.status)
+
+    def apply(self, fact: Fact) -> None:
+        s, spec = self.s, self.spec
+        self.advance(fact.at)
+        if fact.kind == "priority":
+            self._retarget(fact)
+            return
+        if fact.kind != "status":
+            return
+        before, self.status = fact.from_status or self.status, fact.status
+        if spec.metric == "response":
+            if not s.stopped and before == "new" and self.status != "new":
+                self._stop(fact.at)
+            elif not s.stopped:
+                self._pause_or_resume(fact.at)
+            return
+        if self.status in STOP_STATUSES:
+            if not s.stopped:
+                self._stop(fact.at)
+        elif s.stopped:  # resolved -> in_progress reopens: the resolution clock resumes
+            s.stopped = False
+            s.completed_at = None
+            if self.status in spec.pause_on:
+                s.paused = True
+                s.last_change_at = fact.at
+                self._log("reopened", fact.at, status=self.status)
+            else:
+                self._run(fact.at, "reopened")
+        else:
+            self._pause_or_resume(fact.at)
+
+    def _pause_or_resume(self, at: datetime) -> None:
+        pausing = self.status in self.spec.pause_on
+        if pausing and not self.s.paused:
+            self._pause(at)
+        elif not pausing and self.s.paused:
+            self._run(at, "resumed")
+
+    def _retarget(self, fact: Fact) -> None:
+        s = self.s
+        if fact.priority == s.priority:
+            return
+        if s.stopped:  # a finished clock keeps its result; a reopening later runs on the new target
+            s.priority, s.target_seconds = fact.priority, self.spec.targets.get(fact.priority)
+            return
+        before = s.priority
+        s.priority = fact.priority
+        s.target_seconds = self.spec.targets.get(fact.priority)
+        self._log("retargeted", fact.at, from_priority=before, to_priority=fact.priority,
+                  target_seconds=s.target_seconds, elapsed_seconds=s.elapsed(self.calendar, fact.at))
+        self._cross_exceeded(fact.at)
+
+    def _stop(self, at: datetime) -> None:
+        s = self.s
+        self._settle(at)
+        s.stopped, s.paused, s.completed_at = True, False, at
+        met = not s.breached
+        self._log("stopped", at, met=met, elapsed_seconds=s.accumulated)
+        # a correction (a late event moving the stop) must be published again: the key carries the content
+        entry = s.timeline[-1]
+        s.timeline[-1] = Entry(kind=entry.kind, at=at, key=f"{entry.key}:{at.isoformat()}:{met}",
+                               details=entry.details)
+
+    def finish(self, now: datetime) -> ClockState:
+        s = self.s
+        if not s.stopped and not s.paused:
+            self.advance(now)
+        if s.stopped:
+            s.stage = Stage.COMPLETED
+        elif s.target_seconds is None:
+            s.stage = Stage.CANCELLED
+        else:
+            s.stage = Stage.PAUSED if s.paused else Stage.RUNNING
+        s.deadline = self._deadline()
+        due = self._due() if s.stage == Stage.RUNNING else []
+        s.next_due = due[0][0] if due else None
+        return s
+
+    def _deadline(self) -> datetime | None:
+        """When elapsed time reaches the target: from now on if running, as of the last change otherwise."""
+        s = self.s
+        if s.target_seconds is None:
+            return None
+        if s.running_since is not None:
+            if s.breached and s.accumulated >= s.target_seconds:
+                return s.breached_at
+            return self._instant(s.target_seconds)
+        remaining = s.target_seconds - s.accumulated
+        if remaining <= 0:
+            return s.breached_at or s.last_change_at
+        return self.calendar.add(s.last_change_at, remaining)
+
+
+def sort_facts(facts: Iterable[Fact]) -> list[Fact]:
+    """Event-time order with a stable tie-break; a fact delivered twice counts once."""
+    unique = {f.event_id: f for f in facts}
+    return sorted(unique.values(), key=lambda f: f.order)
+
+
+def fold(spec: ClockSpec, calendar: Calendar, facts: Iterable[Fact], now: datetime) -> ClockState | None:
+    """The clock for `spec` over an incident's facts, as of `now`; None until the incident is opened."""
+    ordered = sort_facts(facts)
+    opened = next((f for f in ordered if f.kind == "opened"), None)
+    if opened is None:
+        return None
+    folder = _Folder(spec, calendar, opened)
+    for fact in ordered:
+        if fact is opened or fact.order < opened.order:
+            continue
+        folder.apply(fact)
+    return folder.finish(now)

@@ -1,0 +1,173 @@
+"""Unit tests of the SLA clock fold: no I/O. Times are worked out by hand on 24x7 unless stated."""
+
+import random
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sla_svc.domain.calendar import TwentyFourSeven
+from sla_svc.domain.fold import ClockSpec, Fact, Stage, fold
+
+CAL = TwentyFourSeven()
+T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+HOUR = 3600.0
+RESOLUTION = ClockSpec(metric="resolution", targets={1: 4 * HOUR, 2: 8 * HOUR, 3: 24 * HOUR},
+                       thresholds=(0.5, 0.75, 0.9), pause_on=("on_hold",))
+RESPONSE = ClockSpec(metric="response", targets={1: 0.5 * HOUR}, thresholds=(0.5,), pause_on=("on_hold",))
+
+
+def at(hours: float) -> datetime:
+    return T0 + timedelta(hours=hours)
+
+
+def opened(priority: int = 1, hours: float = 0) -> Fact:
+    return Fact(event_id="open", kind="opened", at=at(hours), priority=priority, status="new")
+
+
+def status(event_id: str, hours: float, from_status: str, to_status: str) -> Fact:
+    return Fact(event_id=event_id, kind="status", at=at(hours), from_status=from_status, status=to_status)
+
+
+def priority(event_id: str, hours: float, to: int) -> Fact:
+    return Fact(event_id=event_id, kind="priority", at=at(hours), priority=to)
+
+
+def kinds(clock) -> list[tuple[str, datetime]]:
+    return [(e.kind, e.at) for e in clock.timeline]
+
+
+def test_deadline_is_start_plus_target_and_first_wake_up_is_the_first_warning():
+    clock = fold(RESOLUTION, CAL, [opened()], now=at(0))
+    assert clock.stage == Stage.RUNNING and clock.deadline == at(4)
+    assert clock.next_due == at(2)
+
+
+def test_warnings_and_breach_each_at_their_own_instant_and_the_clock_keeps_running():
+    clock = fold(RESOLUTION, CAL, [opened()], now=at(4) + timedelta(milliseconds=3))
+    assert kinds(clock) == [("started", at(0)), ("warning", at(2)), ("warning", at(3)), ("warning", at(3.6)),
+                            ("breached", at(4))]
+    assert clock.breached_at == at(4) and clock.stage == Stage.RUNNING and clock.next_due is None
+
+
+def test_evaluating_early_records_nothing_due_later():
+    clock = fold(RESOLUTION, CAL, [opened()], now=at(1.9))
+    assert kinds(clock) == [("started", at(0))] and clock.warned == ()
+
+
+def test_paused_time_never_counts_and_moves_the_deadline():
+    # runs 1 h, on hold 2 h, runs again: 3 h left from 3:00, so the deadline is 6:00
+    facts = [opened(), status("s1", 0.5, "new", "in_progress"), status("s2", 1, "in_progress", "on_hold"),
+             status("s3", 3, "on_hold", "in_progress")]
+    clock = fold(RESOLUTION, CAL, facts, now=at(3))
+    assert clock.deadline == at(6) and clock.elapsed(CAL, at(4)) == 2 * HOUR
+    paused = fold(RESOLUTION, CAL, facts[:3], now=at(2))
+    assert paused.stage == Stage.PAUSED and paused.deadline == at(4), "as of the pause: 3 h left from 1:00"
+    assert fold(RESOLUTION, CAL, facts[:3], now=at(100)).breached_at is None, "a paused clock never breaches"
+
+
+def test_resolution_before_the_deadline_is_met_and_after_it_is_breached_at_the_deadline():
+    met = fold(RESOLUTION, CAL, [opened(), status("r", 3.5, "new", "resolved")], now=at(10))
+    assert met.stage == Stage.COMPLETED and not met.breached and met.completed_at == at(3.5)
+    assert met.timeline[-1].details == {"met": True, "elapsed_seconds": 3.5 * HOUR}
+    late = fold(RESOLUTION, CAL, [opened(), status("r", 5, "new", "resolved")], now=at(10))
+    assert late.breached_at == at(4) and late.timeline[-1].details["met"] is False
+
+
+def test_response_stops_at_the_first_move_out_of_new_only():
+    facts = [opened(), status("a", 0.2, "new", "in_progress"), status("b", 0.3, "in_progress", "on_hold")]
+    clock = fold(RESPONSE, CAL, facts, now=at(5))
+    assert clock.stage == Stage.COMPLETED and clock.completed_at == at(0.2) and not clock.breached
+
+
+def test_priority_change_retargets_keeping_the_elapsed_time():
+    # P3 (24 h) for 2 h, then P1 (4 h): 2 h already count, so the deadline is 2 h after the change
+    facts = [opened(priority=3), priority("p", 2, 1)]
+    clock = fold(RESOLUTION, CAL, facts, now=at(2))
+    assert clock.priority == 1 and clock.target_seconds == 4 * HOUR and clock.deadline == at(4)
+    assert ("retargeted", at(2)) in kinds(clock)
+    retarget = next(e for e in clock.timeline if e.kind == "retargeted")
+    assert retarget.details == {"from_priority": 3, "to_priority": 1, "target_seconds": 4 * HOUR,
+                                "elapsed_seconds": 2 * HOUR}
+    assert ("warning", at(2)) in kinds(clock), "50% of the new target is already used: warned at the change"
+
+
+def test_priority_change_while_paused_keeps_paused_time_out():
+    # P1 runs 1 h, on hold from 1:00 to 5:00, raised to P2 (8 h) at 3:00 while paused, resumed at 5:00
+    facts = [opened(), status("h", 1, "new", "on_hold"), priority("p", 3, 2), status("r", 5, "on_hold", "in_progress")]
+    clock = fold(RESOLUTION, CAL, facts, now=at(5))
+    assert clock.elapsed(CAL, at(5)) == 1 * HOUR
+    assert clock.deadline == at(12), "7 h of the 8 h target remain from 5:00"
+
+
+def test_shorter_target_already_exceeded_breaches_at_the_change():
+    clock = fold(RESOLUTION, CAL, [opened(priority=3), priority("p", 5, 1)], now=at(5))
+    assert clock.breached_at == at(5)
+
+
+def test_priority_without_a_target_cancels_until_one_applies_again():
+    clock = fold(RESOLUTION, CAL, [opened(), priority("p", 1, 5)], now=at(10))
+    assert clock.stage == Stage.CANCELLED and clock.breached_at is None and clock.next_due is None
+    back = fold(RESOLUTION, CAL, [opened(), priority("p", 1, 5), priority("q", 2, 1)], now=at(2))
+    assert back.stage == Stage.RUNNING and back.deadline == at(4), "the elapsed time kept counting"
+
+
+def test_reopening_resumes_the_resolution_clock():
+    # resolved at 1:00 (met), reopened at 3:00: 3 h remain, so it breaches at 6:00 and the second stop is late
+    facts = [opened(), status("r1", 1, "new", "resolved"), status("o", 3, "resolved", "in_progress"),
+             status("r2", 7, "in_progress", "resolved")]
+    clock = fold(RESOLUTION, CAL, facts, now=at(8))
+    assert [k for k, _ in kinds(clock)] == ["started", "stopped", "reopened", "warning", "warning", "warning",
+                                            "breached", "stopped"]
+    assert clock.breached_at == at(6) and clock.completed_at == at(7)
+    stops = [e for e in clock.timeline if e.kind == "stopped"]
+    assert [s.details["met"] for s in stops] == [True, False] and stops[0].key != stops[1].key
+
+
+def test_a_late_resolution_stamped_before_the_deadline_undoes_the_breach():
+    before = fold(RESOLUTION, CAL, [opened()], now=at(5))
+    after = fold(RESOLUTION, CAL, [opened(), status("r", 3.9, "new", "resolved")], now=at(5))
+    assert before.breached and not after.breached and after.completed_at == at(3.9)
+
+
+def test_events_after_opening_but_delivered_before_it_still_count():
+    facts = [status("r", 1, "new", "resolved"), opened()]
+    assert fold(RESOLUTION, CAL, facts, now=at(5)).completed_at == at(1)
+    assert fold(RESOLUTION, CAL, facts[:1], now=at(5)) is None, "no clock before the incident is opened"
+
+
+STEPS = [("status", "new", "in_progress"), ("status", "in_progress", "on_hold"), ("status", "on_hold", "in_progress"),
+         ("priority", 2, None), ("priority", 1, None), ("status", "in_progress", "resolved"),
+         ("status", "resolved", "in_progress"), ("status", "in_progress", "resolved")]
+
+
+@st.composite
+def incident_histories(draw):
+    """An opened incident followed by a random walk of changes at increasing instants."""
+    facts = [opened(priority=draw(st.sampled_from([1, 2, 3])))]
+    hour = 0.0
+    for n in range(draw(st.integers(0, 8))):
+        hour += draw(st.floats(0.01, 3.0, allow_nan=False))
+        kind, a, b = draw(st.sampled_from(STEPS))
+        facts.append(status(f"e{n}", hour, a, b) if kind == "status" else priority(f"e{n}", hour, a))
+    return facts
+
+
+@settings(max_examples=200, deadline=None)
+@given(incident_histories(), st.randoms(use_true_random=False), st.floats(0, 40))
+def test_the_fold_depends_only_on_event_time_not_on_arrival_order_or_duplicates(facts, rnd: random.Random, now):
+    expected = fold(RESOLUTION, CAL, facts, now=at(now))
+    delivered = facts + rnd.sample(facts, k=len(facts) // 2)  # redelivered copies
+    rnd.shuffle(delivered)
+    assert fold(RESOLUTION, CAL, delivered, now=at(now)) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(incident_histories(), st.floats(0, 40))
+def test_elapsed_never_exceeds_wall_time_and_every_timeline_instant_is_in_order(facts, now):
+    clock = fold(RESOLUTION, CAL, facts, now=at(now))
+    last = max(at(now), max(f.at for f in facts))
+    assert 0 <= clock.elapsed(CAL, last) <= (last - T0).total_seconds() + 1e-6
+    instants = [e.at for e in clock.timeline]
+    assert instants == sorted(instants)
+    assert len({e.key for e in clock.timeline}) == len(clock.timeline), "timeline keys are unique"
