@@ -1,0 +1,83 @@
+"""Service availability end to end over real Kafka, each service its own process:
+a component goes down -> its business service goes down (cmdb-svc) -> an outage incident opens
+(incident-svc) -> the SLA resolution clock starts (sla-svc) -> the component recovers -> the
+service is up, the incident is resolved and the clock stops as met.
+"""
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from itsm_runtime.testing import eventually
+
+pytestmark = pytest.mark.e2e
+
+
+async def post(http, url: str, body: dict) -> dict:
+    response = await http.post(url, json=body)
+    assert response.status_code in (200, 201, 202), response.text
+    return response.json()
+
+
+async def test_a_component_outage_opens_and_resolves_an_incident_with_its_sla_clock(stack, http):
+    cmdb, incidents, sla = stack.url("cmdb-svc"), stack.url("incident-svc"), stack.url("sla-svc")
+    service_id = f"payments-{uuid.uuid4().hex[:8]}"
+    await post(http, f"{sla}/v1/agreements", {
+        "name": "Payments", "service_id": service_id,
+        "targets": [{"metric": "resolution", "priority": 1, "within": "PT1H"}]})
+    service = await post(http, f"{cmdb}/v1/cis", {"id": service_id, "name": "Payments", "type": "business_service",
+                                                  "criticality": 1})
+    app = await post(http, f"{cmdb}/v1/cis", {"name": "payments-api", "type": "application"})
+    cluster = await post(http, f"{cmdb}/v1/cis", {"name": "payments-db", "type": "cluster",
+                                                  "redundancy": {"min_up": 1}})
+    nodes = [await post(http, f"{cmdb}/v1/cis", {"name": f"db-{n}", "type": "database"}) for n in (1, 2)]
+    for source, target, kind in [(service, app, "depends_on"), (app, cluster, "depends_on"),
+                                 (nodes[0], cluster, "member_of"), (nodes[1], cluster, "member_of")]:
+        await post(http, f"{cmdb}/v1/relationships", {"source_id": source["id"], "target_id": target["id"],
+                                                      "type": kind})
+
+    async def outage_incidents():
+        response = await http.get(f"{incidents}/v1/incidents", params={"service_id": service_id})
+        return response.json()["items"]
+
+    # one node down: redundancy keeps the service degraded, which by default opens no incident
+    await post(http, f"{cmdb}/v1/signals", {"ci_id": nodes[0]["id"], "status": "down"})
+    availability = (await http.get(f"{cmdb}/v1/services/{service_id}/availability")).json()
+    assert availability["status"] == "degraded"
+
+    # both nodes down: the service is down and one P1 outage incident opens with an SLA clock
+    down_at = datetime.now(UTC)
+    await post(http, f"{cmdb}/v1/signals", {"ci_id": nodes[1]["id"], "status": "down",
+                                            "observed_at": down_at.isoformat()})
+    opened = await eventually(outage_incidents, timeout=20)
+    assert len(opened) == 1 and opened[0]["priority"] == 1 and opened[0]["status"] != "resolved"
+    incident = opened[0]
+    assert datetime.fromisoformat(incident["opened_at"]) == down_at, "the incident opens at the outage's event time"
+
+    async def clocks():
+        response = await http.get(f"{sla}/v1/clocks", params={"incident_id": incident["id"]})
+        return response.json()["items"]
+
+    clock = (await eventually(clocks, timeout=20))[0]
+    assert clock["stage"] == "running" and clock["metric"] == "resolution"
+
+    # the nodes recover: the service is up, the incident resolves and the clock stops as met
+    await post(http, f"{cmdb}/v1/signals", {"signals": [{"ci_id": n["id"], "status": "up"} for n in nodes]})
+
+    async def resolved():
+        items = await outage_incidents()
+        return items if items and items[0]["status"] == "resolved" else None
+
+    await eventually(resolved, timeout=20)
+
+    async def stopped():
+        items = await clocks()
+        return items if items and items[0]["stage"] == "completed" else None
+
+    clock = (await eventually(stopped, timeout=20))[0]
+    assert clock["breached"] is False
+    availability = (await http.get(f"{cmdb}/v1/services/{service_id}/availability")).json()
+    assert availability["status"] == "up"
+    assert [h["status"] for h in availability["history"]][:3] == ["up", "down", "degraded"]
+    assert len(await outage_incidents()) == 1, "one incident per outage"
