@@ -7,22 +7,9 @@ import pytest
 import sqlalchemy as sa
 
 from incident_svc.db.tables import platform
-from incident_svc.main import create_app
-from incident_svc.settings import Settings
 from itsm_events import from_kafka, topics
 from itsm_runtime.pagination import encode_cursor
-from itsm_runtime.testing import eventually, read_topic, running_app
-
-
-@pytest.fixture(scope="module")
-async def app(service_settings):
-    return create_app(service_settings(Settings, db_schema=f"incident_{uuid.uuid4().hex[:6]}"))
-
-
-@pytest.fixture(scope="module")
-async def client(app):
-    async with running_app(app) as client:
-        yield client
+from itsm_runtime.testing import eventually, read_topic
 
 
 def new_incident(**overrides):

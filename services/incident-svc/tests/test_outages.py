@@ -7,23 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from incident_svc.main import create_app
-from incident_svc.settings import Settings
 from itsm_events import new_event, schemas, to_kafka, topics
-from itsm_runtime.testing import eventually, read_topic, running_app
+from itsm_runtime.testing import eventually, read_topic
 
 START = (datetime.now(UTC) - timedelta(hours=1)).replace(microsecond=0)
-
-
-@pytest.fixture(scope="module")
-async def app(service_settings):
-    return create_app(service_settings(Settings, db_schema=f"incident_{uuid.uuid4().hex[:6]}"))
-
-
-@pytest.fixture(scope="module")
-async def client(app):
-    async with running_app(app) as client:
-        yield client
 
 
 async def publish(producer, data, *, key: str, time: datetime | None = None):

@@ -15,23 +15,10 @@ import pagerduty
 import pytest
 import uvicorn
 
-from incident_svc.main import create_app
-from incident_svc.settings import Settings
 from itsm_events import topics
-from itsm_runtime.testing import read_topic, running_app
+from itsm_runtime.testing import read_topic
 
 ROUTING_KEY = re.compile(r"^[0-9a-f]{32}$")
-
-
-@pytest.fixture(scope="module")
-async def app(service_settings):
-    return create_app(service_settings(Settings, db_schema=f"incident_{uuid.uuid4().hex[:6]}"))
-
-
-@pytest.fixture(scope="module")
-async def client(app):
-    async with running_app(app) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")
