@@ -1,7 +1,8 @@
 """Service availability end to end over real Kafka, each service its own process:
 a component goes down -> its business service goes down (cmdb-svc) -> an outage incident opens
-(incident-svc) -> the SLA resolution clock starts (sla-svc) -> the component recovers -> the
-service is up, the incident is resolved and the clock stops as met.
+(incident-svc) -> the SLA resolution clock starts and the availability objective counts downtime
+(sla-svc) -> the component recovers -> the service is up, the incident is resolved, the clock stops
+as met and the downtime is exactly the outage.
 """
 
 import uuid
@@ -23,9 +24,10 @@ async def post(http, url: str, body: dict) -> dict:
 async def test_a_component_outage_opens_and_resolves_an_incident_with_its_sla_clock(stack, http):
     cmdb, incidents, sla = stack.url("cmdb-svc"), stack.url("incident-svc"), stack.url("sla-svc")
     service_id = f"payments-{uuid.uuid4().hex[:8]}"
-    await post(http, f"{sla}/v1/agreements", {
+    agreement = await post(http, f"{sla}/v1/agreements", {
         "name": "Payments", "service_id": service_id,
-        "targets": [{"metric": "resolution", "priority": 1, "within": "PT1H"}]})
+        "targets": [{"metric": "resolution", "priority": 1, "within": "PT1H"}],
+        "objectives": [{"kind": "availability", "target": 99.9, "window": "calendar_month"}]})
     service = await post(http, f"{cmdb}/v1/cis", {"id": service_id, "name": "Payments", "type": "business_service",
                                                   "criticality": 1})
     app = await post(http, f"{cmdb}/v1/cis", {"name": "payments-api", "type": "application"})
@@ -63,7 +65,9 @@ async def test_a_component_outage_opens_and_resolves_an_incident_with_its_sla_cl
     assert clock["stage"] == "running" and clock["metric"] == "resolution"
 
     # the nodes recover: the service is up, the incident resolves and the clock stops as met
-    await post(http, f"{cmdb}/v1/signals", {"signals": [{"ci_id": n["id"], "status": "up"} for n in nodes]})
+    up_at = datetime.now(UTC)
+    await post(http, f"{cmdb}/v1/signals", {"signals": [{"ci_id": n["id"], "status": "up",
+                                                         "observed_at": up_at.isoformat()} for n in nodes]})
 
     async def resolved():
         items = await outage_incidents()
@@ -81,3 +85,11 @@ async def test_a_component_outage_opens_and_resolves_an_incident_with_its_sla_cl
     assert availability["status"] == "up"
     assert [h["status"] for h in availability["history"]][:3] == ["up", "down", "degraded"]
     assert len(await outage_incidents()) == 1, "one incident per outage"
+
+    async def outage_counted():
+        objective = (await http.get(f"{sla}/v1/agreements/{agreement['id']}/compliance")).json()["objectives"][0]
+        return objective if objective["downtime_seconds"] == (up_at - down_at).total_seconds() else None
+
+    objective = await eventually(outage_counted, timeout=20)
+    assert objective["remaining_budget_seconds"] < objective["allowed_downtime_seconds"]
+    assert objective["degraded_seconds"] > 0, "one node down degraded the service before the outage"

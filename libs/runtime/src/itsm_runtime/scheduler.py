@@ -56,7 +56,9 @@ class Scheduler:
             heapq.heapify(self._heap)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"{self._name}-scheduler")
+        """Start firing; starting a running scheduler again changes nothing."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name=f"{self._name}-scheduler")
 
     async def stop(self) -> None:
         tasks = [t for t in [self._task, *self._running] if t is not None]

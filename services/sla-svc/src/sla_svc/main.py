@@ -11,6 +11,7 @@ from itsm_events import Transport
 from itsm_runtime.service import ServiceRuntime, build_app, serve
 
 from .api.routes import router
+from .availability import AvailabilityObjectives
 from .consumer import subscriptions
 from .db.tables import metadata
 from .handlers import ClockTimers, IncidentEventHandlers
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None, transport: Transport | None = N
             try:
                 async with runtime.engine.connect() as conn:
                     loaded = await timers.start(conn)
+                    await objectives.start(conn)
                 break
             except Exception:
                 log.exception("loading the SLA timers failed (attempt %d); retrying", attempt)
@@ -55,11 +57,13 @@ def create_app(settings: Settings | None = None, transport: Transport | None = N
             task.cancel()
             await asyncio.wait([task], timeout=5)
         await timers.scheduler.stop()
+        await objectives.scheduler.stop()
 
     runtime = ServiceRuntime(name=NAME, settings=settings, metadata=metadata, migrations_dir=MIGRATIONS,
                              transport=transport, on_start=[start_timers], on_stop=[stop_timers])
     timers = ClockTimers(runtime.uow, concurrency=settings.timer_concurrency, batch_size=settings.timer_batch_size)
-    runtime.dispatcher.handlers.update(subscriptions(IncidentEventHandlers(timers)))
+    objectives = AvailabilityObjectives(runtime.uow)
+    runtime.dispatcher.handlers.update(subscriptions(IncidentEventHandlers(timers), objectives))
     runtime.state["timers"] = timers
     return build_app(runtime, title="sla-svc", routers=[router],
                      description="Service level agreements, live SLA clocks, warnings and breaches.")

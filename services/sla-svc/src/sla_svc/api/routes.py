@@ -9,14 +9,15 @@ from itsm_runtime.errors import NotFound, Problem
 from itsm_runtime.pagination import CursorParam, LimitParam, cursor_after, seq_after
 from itsm_runtime.service import IdempotencyKey, RuntimeDep
 
-from .. import handlers
+from .. import availability, handlers
 from ..db import repository
-from ..domain.agreement import Agreement, InvalidAgreement, Target
+from ..domain.agreement import Agreement, AvailabilityObjective, InvalidAgreement, Target
 from ..domain.calendar import BUILT_IN
 from ..domain.clock import Clock
 from .schemas import (
-    AgreementCreate, AgreementPage, AgreementRead, CalendarRead, ClockPage, ClockRead, ComplianceRead,
-    TargetCompliance, TargetRead,
+    AgreementCreate, AgreementPage, AgreementRead, BurnAlertRead, CalendarRead, ClockPage, ClockRead, ComplianceRead,
+    MaintenanceWindowCreate, MaintenanceWindowPage, MaintenanceWindowRead, ObjectiveCompliance, TargetCompliance,
+    TargetRead,
 )
 
 router = APIRouter(prefix="/v1", tags=["sla"])
@@ -28,6 +29,8 @@ def _agreement_read(agreement: Agreement) -> AgreementRead:
         calendar_id=agreement.calendar_id,
         targets=[TargetRead(metric=t.metric, priority=t.priority, within=t.within) for t in agreement.targets],
         warning_thresholds=list(agreement.warning_thresholds), pause_on=list(agreement.pause_on),
+        objectives=[{"id": o.id, "kind": o.kind, "target": o.target, "window": o.window,
+                     "exclude_maintenance": o.exclude_maintenance} for o in agreement.objectives],
         created_at=agreement.extra["created_at"],
     )
 
@@ -63,6 +66,9 @@ async def create_agreement(agreement_in: AgreementCreate, runtime: RuntimeDep,
             customer_id=agreement_in.customer_id, calendar_id=agreement_in.calendar_id,
             targets=tuple(Target(metric=t.metric, priority=t.priority, within=t.within) for t in agreement_in.targets),
             warning_thresholds=tuple(agreement_in.warning_thresholds), pause_on=tuple(agreement_in.pause_on),
+            objectives=tuple(AvailabilityObjective(id=f"objective-{n}", target=o.target, window=o.window,
+                                                   exclude_maintenance=o.exclude_maintenance)
+                             for n, o in enumerate(agreement_in.objectives, start=1)),
         )
     except InvalidAgreement as exc:
         raise Problem(422, str(exc)) from exc
@@ -116,6 +122,8 @@ async def agreement_compliance(agreement_id: str, runtime: RuntimeDep):
         if agreement is None:
             raise NotFound("agreement", agreement_id)
         counts = {(r.metric, r.priority): r for r in await repository.compliance_counts(conn, agreement_id)}
+        objectives = [_objective_read(o, r)
+                      for o, r in await availability.evaluate(conn, agreement, datetime.now(UTC))]
     targets = []
     for target in agreement.targets:
         row = counts.get((target.metric, target.priority))
@@ -125,6 +133,51 @@ async def agreement_compliance(agreement_id: str, runtime: RuntimeDep):
         targets.append(TargetCompliance(metric=target.metric, priority=target.priority, within=target.within,
                                         met=met, breached=breached, running=running,
                                         percent_met=round(100.0 * met / done, 2) if done else None, status=status))
-    overall = "breached" if any(t.status == "breached" for t in targets) else (
-        "at_risk" if any(t.status == "at_risk" for t in targets) else "ok")
-    return ComplianceRead(agreement_id=agreement_id, status=overall, targets=targets, computed_at=datetime.now(UTC))
+    statuses = {t.status for t in targets} | {o.status for o in objectives}
+    overall = "breached" if "breached" in statuses else ("at_risk" if "at_risk" in statuses else "ok")
+    return ComplianceRead(agreement_id=agreement_id, status=overall, targets=targets, objectives=objectives,
+                          computed_at=datetime.now(UTC))
+
+
+def _objective_read(objective: AvailabilityObjective, result) -> ObjectiveCompliance:
+    return ObjectiveCompliance(
+        id=objective.id, kind=objective.kind, target=objective.target, window_start=result.window_start,
+        window_end=result.window_end, actual_percent=result.actual_percent, downtime_seconds=result.downtime_seconds,
+        degraded_seconds=result.degraded_seconds, allowed_downtime_seconds=result.allowed_downtime_seconds,
+        remaining_budget_seconds=result.remaining_budget_seconds,
+        budget_remaining_percent=result.budget_remaining_percent, breached_at=result.breached_at,
+        burn_alerts=[BurnAlertRead(severity=a.severity, threshold=a.threshold, long_window=a.long_window,
+                                   short_window=a.short_window, long_rate=a.long_rate, short_rate=a.short_rate,
+                                   firing=a.firing) for a in result.burn_alerts],
+        status=result.status)
+
+
+@router.post("/maintenance-windows", status_code=201, response_model=MaintenanceWindowRead, tags=["maintenance"])
+async def create_maintenance_window(window_in: MaintenanceWindowCreate, runtime: RuntimeDep,
+                                    idempotency_key: IdempotencyKey = None):
+    """Planned maintenance of a service: excluded from availability objectives that say so."""
+    if window_in.start.tzinfo is None or window_in.end.tzinfo is None:
+        raise Problem(422, "start and end need a UTC offset")
+    if window_in.end <= window_in.start:
+        raise Problem(422, "end must be after start")
+    window_id = str(uuid.uuid4())
+
+    async def create(uow):
+        await repository.add_maintenance_window(
+            uow.conn, id=window_id, service_id=window_in.service_id, start=window_in.start, end=window_in.end,
+            reference=window_in.reference, created_at=datetime.now(UTC))
+        return MaintenanceWindowRead.model_validate(
+            dict((await repository.get_maintenance_window(uow.conn, window_id))._mapping))
+
+    return await runtime.create_once(key=idempotency_key, scope="POST /v1/maintenance-windows", request=window_in,
+                                     create=create)
+
+
+@router.get("/maintenance-windows", response_model=MaintenanceWindowPage, tags=["maintenance"])
+async def list_maintenance_windows(runtime: RuntimeDep, service_id: str | None = None, limit: LimitParam = 50,
+                                   cursor: CursorParam = None):
+    async with runtime.engine.connect() as conn:
+        rows, last = await repository.list_maintenance_windows(conn, service_id=service_id,
+                                                               after_seq=seq_after(cursor), limit=limit)
+    return MaintenanceWindowPage(items=[MaintenanceWindowRead.model_validate(dict(r._mapping)) for r in rows],
+                                 next_cursor=cursor_after(last))

@@ -14,6 +14,16 @@ class TargetIn(BaseModel):
     within: timedelta = Field(gt=timedelta(0), le=timedelta(days=366), description="ISO 8601 duration, e.g. PT4H")
 
 
+class AvailabilityObjectiveIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["availability"]
+    target: float = Field(gt=0, lt=100, description="percent uptime, e.g. 99.9")
+    window: str | dict = Field(description='"calendar_month", "calendar_week", a rolling ISO 8601 duration such as '
+                                           '"P30D", or a fixed {start, end} such as a holiday season')
+    exclude_maintenance: bool = True
+
+
 class AgreementCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -24,6 +34,7 @@ class AgreementCreate(BaseModel):
     targets: list[TargetIn] = Field(min_length=1, max_length=50)
     warning_thresholds: list[float] = [0.5, 0.75, 0.9]
     pause_on: list[str] = ["on_hold"]
+    objectives: list[AvailabilityObjectiveIn] = Field(default=[], max_length=20)
 
 
 class TargetRead(BaseModel):
@@ -41,6 +52,7 @@ class AgreementRead(BaseModel):
     targets: list[TargetRead]
     warning_thresholds: list[float]
     pause_on: list[str]
+    objectives: list[dict]
     created_at: datetime
 
 
@@ -85,10 +97,38 @@ class TargetCompliance(BaseModel):
     status: Literal["ok", "at_risk", "breached"]
 
 
+class BurnAlertRead(BaseModel):
+    severity: Literal["page", "ticket"]
+    threshold: float
+    long_window: timedelta
+    short_window: timedelta
+    long_rate: float
+    short_rate: float
+    firing: bool
+
+
+class ObjectiveCompliance(BaseModel):
+    id: str
+    kind: Literal["availability"]
+    target: float
+    window_start: datetime
+    window_end: datetime
+    actual_percent: float | None
+    downtime_seconds: float
+    degraded_seconds: float
+    allowed_downtime_seconds: float
+    remaining_budget_seconds: float
+    budget_remaining_percent: float | None
+    breached_at: datetime | None
+    burn_alerts: list[BurnAlertRead]
+    status: Literal["ok", "at_risk", "breached"]
+
+
 class ComplianceRead(BaseModel):
     agreement_id: str
     status: Literal["ok", "at_risk", "breached"]
     targets: list[TargetCompliance]
+    objectives: list[ObjectiveCompliance]
     computed_at: datetime
 
 
@@ -96,3 +136,26 @@ class CalendarRead(BaseModel):
     id: str
     name: str
     timezone: str
+
+
+class MaintenanceWindowCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    service_id: str = Field(min_length=1, max_length=200)
+    start: datetime
+    end: datetime
+    reference: str | None = Field(default=None, max_length=200, description="e.g. the change request number")
+
+
+class MaintenanceWindowRead(BaseModel):
+    id: str
+    service_id: str
+    start: datetime
+    end: datetime
+    reference: str | None
+    created_at: datetime
+
+
+class MaintenanceWindowPage(BaseModel):
+    items: list[MaintenanceWindowRead]
+    next_cursor: str | None

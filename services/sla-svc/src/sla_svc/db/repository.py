@@ -8,10 +8,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from itsm_runtime.pagination import keyset_page
 
-from ..domain.agreement import Agreement, Target
+from ..domain.agreement import Agreement, AvailabilityObjective, Target
 from ..domain.calendar import BUILT_IN
 from ..domain.clock import Clock, Stage
-from .tables import agreements, clocks
+from .tables import agreements, clocks, maintenance_windows, objective_breaches, service_status
 
 _CLOCK_FIELDS = [c.name for c in clocks.columns if c.name not in ("created_seq", "next_due_at")]
 
@@ -23,6 +23,7 @@ def agreement_from_row(row) -> Agreement:
         targets=tuple(Target(metric=t["metric"], priority=t["priority"], within=timedelta(seconds=t["seconds"]))
                       for t in row.targets),
         warning_thresholds=tuple(row.warning_thresholds), pause_on=tuple(row.pause_on),
+        objectives=tuple(AvailabilityObjective(**o) for o in row.objectives),
         extra={"created_at": row.created_at},
     )
 
@@ -34,6 +35,8 @@ async def add_agreement(conn: AsyncConnection, agreement: Agreement, *, created_
         targets=[{"metric": t.metric, "priority": t.priority, "seconds": t.within.total_seconds()}
                  for t in agreement.targets],
         warning_thresholds=list(agreement.warning_thresholds), pause_on=list(agreement.pause_on),
+        objectives=[{"id": o.id, "kind": o.kind, "target": o.target, "window": o.window,
+                     "exclude_maintenance": o.exclude_maintenance} for o in agreement.objectives],
         created_at=created_at,
     ))
 
@@ -151,3 +154,56 @@ async def compliance_counts(conn: AsyncConnection, agreement_id: str) -> list:
         .group_by(c.c.metric, c.c.priority)
     )
     return (await conn.execute(stmt)).all()
+
+
+# availability ----------------------------------------------------------------------------------
+
+
+async def add_service_status(conn: AsyncConnection, *, event_id: str, service_id: str, status: str,
+                             observed_at) -> None:
+    await conn.execute(insert(service_status).values(event_id=event_id, service_id=service_id, status=status,
+                                                     observed_at=observed_at).on_conflict_do_nothing())
+
+
+async def service_statuses(conn: AsyncConnection, service_id: str) -> list[tuple]:
+    """Every (observed_at, status) consumed for the service; the objective code sorts and de-duplicates."""
+    rows = await conn.execute(sa.select(service_status.c.observed_at, service_status.c.status)
+                              .where(service_status.c.service_id == service_id))
+    return [(r.observed_at, r.status) for r in rows]
+
+
+async def agreements_with_objectives(conn: AsyncConnection) -> list[Agreement]:
+    rows = (await conn.execute(sa.select(agreements).where(agreements.c.objectives != sa.text("'[]'::jsonb"))
+                               .order_by(agreements.c.created_seq))).all()
+    return [agreement_from_row(r) for r in rows]
+
+
+async def add_maintenance_window(conn: AsyncConnection, **values) -> None:
+    await conn.execute(maintenance_windows.insert().values(**values))
+
+
+async def get_maintenance_window(conn: AsyncConnection, window_id: str):
+    return (await conn.execute(sa.select(maintenance_windows).where(maintenance_windows.c.id == window_id))).first()
+
+
+async def list_maintenance_windows(conn: AsyncConnection, *, service_id: str | None, after_seq: int | None,
+                                   limit: int) -> tuple[list, int | None]:
+    stmt = sa.select(maintenance_windows)
+    if service_id:
+        stmt = stmt.where(maintenance_windows.c.service_id == service_id)
+    return await keyset_page(conn, stmt, maintenance_windows.c.created_seq, after=after_seq, limit=limit)
+
+
+async def maintenance_of(conn: AsyncConnection, service_id: str) -> list[tuple]:
+    rows = await conn.execute(sa.select(maintenance_windows.c.start, maintenance_windows.c.end)
+                              .where(maintenance_windows.c.service_id == service_id))
+    return [(r.start, r.end) for r in rows]
+
+
+async def record_objective_breach(conn: AsyncConnection, *, agreement_id: str, objective_id: str, window_start,
+                                  breached_at, reason: str) -> bool:
+    """Remember the objective's breach in this window; False if it was already recorded."""
+    stmt = insert(objective_breaches).values(
+        agreement_id=agreement_id, objective_id=objective_id, window_start=window_start, breached_at=breached_at,
+        reason=reason).on_conflict_do_nothing().returning(objective_breaches.c.objective_id)
+    return (await conn.execute(stmt)).first() is not None

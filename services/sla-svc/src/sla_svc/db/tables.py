@@ -18,6 +18,7 @@ agreements = sa.Table(
     sa.Column("targets", JSONB, nullable=False),
     sa.Column("warning_thresholds", JSONB, nullable=False),
     sa.Column("pause_on", JSONB, nullable=False),
+    sa.Column("objectives", JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("created_seq", sa.BigInteger, sa.Identity(), nullable=False, unique=True),
 )
@@ -47,4 +48,35 @@ clocks = sa.Table(
     sa.Column("created_seq", sa.BigInteger, sa.Identity(), nullable=False, unique=True),
     sa.UniqueConstraint("agreement_id", "incident_id", "metric", name="uq_clock_per_target"),
     sa.Index("ix_clocks_due", "next_due_at", postgresql_where=sa.text("next_due_at IS NOT NULL")),
+)
+
+# the availability of every service an agreement names, as consumed from itsm.cmdb.service_availability_changed
+service_status = sa.Table(
+    "service_status", metadata,
+    sa.Column("event_id", sa.Text, primary_key=True),
+    sa.Column("service_id", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("observed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_service_status_service", "service_id", "observed_at"),
+)
+
+maintenance_windows = sa.Table(
+    "maintenance_windows", metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("service_id", sa.Text, nullable=False, index=True),
+    sa.Column("start", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("end", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("reference", sa.Text),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_seq", sa.BigInteger, sa.Identity(), nullable=False, unique=True),
+)
+
+# one itsm.sla.objective_breached per objective and window
+objective_breaches = sa.Table(
+    "objective_breaches", metadata,
+    sa.Column("agreement_id", sa.Text, sa.ForeignKey("agreements.id"), primary_key=True),
+    sa.Column("objective_id", sa.Text, primary_key=True),
+    sa.Column("window_start", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("breached_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
 )

@@ -4,6 +4,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Literal
 
+from .objectives import InvalidObjective, parse_window
+
 Metric = Literal["response", "resolution"]
 
 DEFAULT_WARNING_THRESHOLDS = (0.5, 0.75, 0.9)
@@ -22,6 +24,17 @@ class Target:
 
 
 @dataclass(frozen=True)
+class AvailabilityObjective:
+    """`target` percent uptime of the whole service over `window` (the API value, see objectives.parse_window)."""
+
+    id: str
+    target: float
+    window: object
+    exclude_maintenance: bool = True
+    kind: str = "availability"
+
+
+@dataclass(frozen=True)
 class Agreement:
     id: str
     name: str
@@ -31,6 +44,7 @@ class Agreement:
     calendar_id: str = "24x7"
     warning_thresholds: tuple[float, ...] = DEFAULT_WARNING_THRESHOLDS
     pause_on: tuple[str, ...] = DEFAULT_PAUSE_ON
+    objectives: tuple[AvailabilityObjective, ...] = ()
     extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
@@ -48,6 +62,13 @@ class Agreement:
             raise InvalidAgreement("warning thresholds are fractions between 0 and 1")
         if list(self.warning_thresholds) != sorted(set(self.warning_thresholds)):
             raise InvalidAgreement("warning thresholds must be increasing and distinct")
+        for objective in self.objectives:
+            if not 0 < objective.target < 100:
+                raise InvalidAgreement(f"objective {objective.id}: target is a percentage between 0 and 100")
+            try:
+                parse_window(objective.window)
+            except InvalidObjective as exc:
+                raise InvalidAgreement(f"objective {objective.id}: {exc}") from exc
         if "resolved" in self.pause_on or "closed" in self.pause_on or "new" in self.pause_on:
             raise InvalidAgreement("only in_progress-like statuses such as on_hold can pause a clock")
 

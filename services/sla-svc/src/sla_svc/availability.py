@@ -1,0 +1,107 @@
+"""Availability objectives: service status consumed from cmdb-svc, uptime and error budget per window,
+and `itsm.sla.objective_breached` at the instant the window's target becomes impossible.
+
+Every result is computed from event time (`observed_at`) only, so late and duplicate availability
+events give the same answer. A durable timer is not needed: the next breach instant follows from
+the stored statuses, so on start every objective is evaluated once and its timer set again.
+"""
+
+import logging
+import math
+from datetime import UTC, datetime
+
+from itsm_events import Envelope, UnitOfWork, schemas
+from itsm_runtime.scheduler import Scheduler
+
+from .db import repository
+from .domain.agreement import Agreement, AvailabilityObjective
+from .domain.calendar import BUILT_IN
+from .domain.objectives import AvailabilityResult, StatusChange, availability, length, parse_window, window_at
+
+log = logging.getLogger("sla_svc.availability")
+TIMEZONE = "UTC"  # calendar windows are in the agreement calendar's zone; the built-in 24x7 is UTC
+
+
+async def evaluate(conn, agreement: Agreement, now: datetime) -> list[tuple[AvailabilityObjective, AvailabilityResult]]:
+    """Every availability objective of the agreement over its window containing `now`."""
+    if not agreement.objectives:
+        return []
+    timeline = [StatusChange(at=at, status=status)
+                for at, status in await repository.service_statuses(conn, agreement.service_id)]
+    maintenance = await repository.maintenance_of(conn, agreement.service_id)
+    results = []
+    for objective in agreement.objectives:
+        spec = parse_window(objective.window)
+        results.append((objective, availability(
+            timeline, window=window_at(spec, TIMEZONE, now), now=now, target_percent=objective.target,
+            calendar=BUILT_IN[agreement.calendar_id], maintenance=maintenance,
+            exclude_maintenance=objective.exclude_maintenance, rolling=spec.kind == "rolling")))
+    return results
+
+
+def _breach_window_start(objective: AvailabilityObjective, result: AvailabilityResult) -> datetime:
+    """The window a breach is counted once for; a rolling window is bucketed by its length."""
+    spec = parse_window(objective.window)
+    if spec.kind != "rolling":
+        return result.window_start
+    seconds = length(spec).total_seconds()
+    bucket = math.floor(result.breached_at.timestamp() / seconds) * seconds
+    return datetime.fromtimestamp(bucket, UTC)
+
+
+class AvailabilityObjectives:
+    """Consumes service availability and keeps one timer per agreement at its next possible breach."""
+
+    def __init__(self, uow_factory):
+        self._uow_factory = uow_factory
+        self.scheduler = Scheduler(self.fire, name="sla-objectives", concurrency=2, batch_size=100)
+
+    async def start(self, conn) -> int:
+        now = datetime.now(UTC)
+        agreements = await repository.agreements_with_objectives(conn)
+        for agreement in agreements:
+            self._track(agreement.id, await evaluate(conn, agreement, now))
+        self.scheduler.start()
+        return len(agreements)
+
+    def _track(self, agreement_id: str, results) -> None:
+        due = [r.exhausted_at_if_down_continues for _, r in results if r.exhausted_at_if_down_continues]
+        if due:
+            self.scheduler.schedule(agreement_id, min(due))
+        else:
+            self.scheduler.cancel(agreement_id)
+
+    async def check(self, uow: UnitOfWork, agreement: Agreement, now: datetime) -> None:
+        """Publish the breach of any objective that has become impossible; set the next timer after commit."""
+        results = await evaluate(uow.conn, agreement, now)
+        for objective, result in results:
+            if result.status != "breached" or result.breached_at is None:
+                continue
+            reason = "missed" if now >= result.window_end else "impossible"
+            if await repository.record_objective_breach(
+                    uow.conn, agreement_id=agreement.id, objective_id=objective.id,
+                    window_start=_breach_window_start(objective, result), breached_at=result.breached_at,
+                    reason=reason):
+                uow.emit(schemas.ObjectiveBreached(
+                    agreement_id=agreement.id, objective_id=objective.id, service_id=agreement.service_id,
+                    kind="availability", target=objective.target, window_start=result.window_start,
+                    window_end=result.window_end, actual=result.actual_percent, reason=reason,
+                    breached_at=result.breached_at), key=agreement.id, time=result.breached_at)
+        uow.after_commit(lambda: self._track(agreement.id, results))
+
+    async def on_service_availability_changed(self, envelope: Envelope, data: schemas.ServiceAvailabilityChanged,
+                                              uow: UnitOfWork) -> None:
+        await repository.add_service_status(uow.conn, event_id=envelope.id, service_id=data.service_id,
+                                            status=data.status, observed_at=data.observed_at)
+        now = datetime.now(UTC)
+        for agreement in await repository.agreements_for_service(uow.conn, data.service_id):
+            await self.check(uow, agreement, now)
+
+    async def fire(self, agreement_ids: list[str]) -> None:
+        async with self._uow_factory() as uow:
+            now = datetime.now(UTC)
+            for agreement_id in agreement_ids:
+                agreement = await repository.get_agreement(uow.conn, agreement_id)
+                if agreement is not None:
+                    await self.check(uow, agreement, now)
+            await uow.commit()

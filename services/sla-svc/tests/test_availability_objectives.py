@@ -1,0 +1,136 @@
+"""Availability objectives on real PostgreSQL and Kafka: `itsm.cmdb.service_availability_changed`
+records published the way cmdb-svc publishes them, consumed by a running sla-svc."""
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from itsm_events import new_event, schemas, to_kafka, topics
+from itsm_runtime.testing import eventually, read_topic, running_app
+from sla_svc.main import create_app
+from sla_svc.settings import Settings
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+DAY = 86400.0
+
+
+@pytest.fixture(scope="module")
+async def sla(service_settings):
+    app = create_app(service_settings(Settings, db_schema=f"sla_{uuid.uuid4().hex[:6]}"))
+    async with running_app(app) as client:
+        yield client
+
+
+async def agreement_with_objective(sla, **objective) -> dict:
+    service_id = f"svc-{uuid.uuid4().hex[:8]}"
+    response = await sla.post("/v1/agreements", json={
+        "name": "Payments availability", "service_id": service_id,
+        "targets": [{"metric": "resolution", "priority": 1, "within": "PT4H"}],
+        "objectives": [{"kind": "availability", **objective}]})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def publish(producer, service_id: str, status: str, observed_at: datetime, times: int = 1) -> None:
+    envelope = new_event(schemas.ServiceAvailabilityChanged(service_id=service_id, status=status,
+                                                            observed_at=observed_at),
+                         source="/cmdb-svc", subject=service_id, time=observed_at)
+    headers, value = to_kafka(envelope)
+    for _ in range(times):
+        await producer.send_and_wait(topics.CMDB, value=value, key=service_id.encode(), headers=list(headers.items()))
+
+
+async def objective_state(sla, agreement_id: str) -> dict:
+    response = await sla.get(f"/v1/agreements/{agreement_id}/compliance")
+    assert response.status_code == 200, response.text
+    return response.json()["objectives"][0]
+
+
+async def test_downtime_counts_by_event_time_whatever_the_order_and_duplicates(sla, kafka_producer):
+    # 99% over a rolling day allows 864 s; down from -10 min to -5 min = 300 s of downtime
+    agreement = await agreement_with_objective(sla, target=99.0, window="P1D")
+    service_id = agreement["service_id"]
+    await publish(kafka_producer, service_id, "up", NOW - timedelta(minutes=5))  # the recovery arrives first
+    await publish(kafka_producer, service_id, "down", NOW - timedelta(minutes=10), times=2)  # and twice
+
+    async def downtime_counted():
+        state = await objective_state(sla, agreement["id"])
+        return state if state["downtime_seconds"] > 0 else None
+
+    state = await eventually(downtime_counted)
+    assert state["downtime_seconds"] == 300.0
+    assert state["allowed_downtime_seconds"] == pytest.approx(864.0)
+    assert state["remaining_budget_seconds"] == pytest.approx(564.0)
+    # burn windows scale to the one-day window (x 1/30): the ticket alert looks at 2.4 h and 12 min, which
+    # burn 300/8640/0.01 = 3.5 and 300/720/0.01 = 41.7 >= 1; the pages' short windows (10 s, 1 min) are clean
+    assert [(a["severity"], a["threshold"], a["firing"]) for a in state["burn_alerts"]] == [
+        ("page", 14.4, False), ("page", 6.0, False), ("ticket", 1.0, True)]
+    assert state["status"] == "at_risk" and state["breached_at"] is None
+
+
+async def test_maintenance_windows_are_excluded_when_the_objective_says_so(sla, kafka_producer):
+    agreement = await agreement_with_objective(sla, target=99.0, window="P1D", exclude_maintenance=True)
+    service_id = agreement["service_id"]
+    window = await sla.post("/v1/maintenance-windows", json={
+        "service_id": service_id, "start": (NOW - timedelta(minutes=10)).isoformat(),
+        "end": (NOW - timedelta(minutes=8)).isoformat(), "reference": "CHG0000042"})
+    assert window.status_code == 201, window.text
+    await publish(kafka_producer, service_id, "down", NOW - timedelta(minutes=10))
+    await publish(kafka_producer, service_id, "up", NOW - timedelta(minutes=5))
+
+    async def recovered():
+        state = await objective_state(sla, agreement["id"])
+        return state if state["downtime_seconds"] == 180.0 else None
+
+    state = await eventually(recovered)
+    assert state["allowed_downtime_seconds"] == pytest.approx(0.01 * (DAY - 120)), "maintenance is not counted time"
+    listed = (await sla.get("/v1/maintenance-windows", params={"service_id": service_id})).json()["items"]
+    assert [w["reference"] for w in listed] == ["CHG0000042"]
+
+
+@pytest.mark.parametrize(("window", "target", "reason"), [
+    ("P1D", 99.99, "missed"),  # a rolling window ends now: its target is missed from that instant on
+    ("calendar_month", 99.99999, "impossible"),  # the month still runs, but no uptime can save it any more
+])
+async def test_objective_breached_is_published_at_the_instant_the_budget_runs_out(sla, kafka_producer,
+                                                                                  kafka_bootstrap, window, target,
+                                                                                  reason):
+    # 99.99% of a rolling day allows 8.64 s; 99.99999% of a month about 0.26 s. Down since 4 s ago
+    agreement = await agreement_with_objective(sla, target=target, window=window)
+    allowed = (await objective_state(sla, agreement["id"]))["allowed_downtime_seconds"]
+    down_at = datetime.now(UTC) - timedelta(seconds=4)
+    await publish(kafka_producer, agreement["service_id"], "down", down_at)
+
+    def breaches(records):
+        return [json.loads(r.value) for r in records
+                if dict(r.headers)["ce_type"] == b"itsm.sla.objective_breached"
+                and json.loads(r.value)["agreement_id"] == agreement["id"]]
+
+    found = breaches(await read_topic(kafka_bootstrap, topics.SLA, until=breaches, timeout=20))
+    assert len(found) == 1
+    breach = found[0]
+    exhausted = down_at + timedelta(seconds=allowed)
+    assert abs((datetime.fromisoformat(breach["breached_at"]) - exhausted).total_seconds()) <= 1e-5
+    assert breach["reason"] == reason and breach["objective_id"] == "objective-1"
+    state = await objective_state(sla, agreement["id"])
+    assert state["status"] == "breached"
+
+
+@pytest.mark.parametrize("objective", [
+    {"kind": "availability", "target": 100.5, "window": "P30D"},
+    {"kind": "availability", "target": 99.9, "window": "fortnightly"},
+    {"kind": "resolution_ratio", "target": 80, "window": "calendar_week", "within": "PT1H"},
+])
+async def test_bad_objectives_are_problems(sla, objective):
+    response = await sla.post("/v1/agreements", json={
+        "name": "x", "service_id": "s", "targets": [{"metric": "resolution", "priority": 1, "within": "PT1H"}],
+        "objectives": [objective]})
+    assert response.status_code == 422 and response.headers["content-type"] == "application/problem+json"
+
+
+async def test_maintenance_window_must_end_after_it_starts(sla):
+    response = await sla.post("/v1/maintenance-windows", json={
+        "service_id": "s", "start": NOW.isoformat(), "end": (NOW - timedelta(hours=1)).isoformat()})
+    assert response.status_code == 422
