@@ -10,6 +10,7 @@ import pytest
 from itsm_events import new_event, schemas, to_kafka, topics
 from itsm_runtime.testing import eventually, read_topic, running_app
 from sla_svc.main import create_app
+from sla_svc.reports import period_of
 from sla_svc.settings import Settings
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -69,6 +70,15 @@ async def test_downtime_counts_by_event_time_whatever_the_order_and_duplicates(s
         ("page", 14.4, False), ("page", 6.0, False), ("ticket", 1.0, True)]
     assert state["status"] == "at_risk" and state["breached_at"] is None
 
+    # the month's report has the same downtime and the timeline of the outage
+    month = period_of(NOW, "month", "UTC")
+    report = (await sla.get(f"/v1/reports/{agreement['id']}", params={"period": month})).json()
+    [objective] = report["objectives"]
+    assert objective["downtime_seconds"] == 300.0 and objective["target"] == 0.99
+    assert {"start": (NOW - timedelta(minutes=10)).isoformat().replace("+00:00", "Z"),
+            "end": (NOW - timedelta(minutes=5)).isoformat().replace("+00:00", "Z"),
+            "status": "down"} in objective["timeline"]
+
 
 async def test_maintenance_windows_are_excluded_when_the_objective_says_so(sla, kafka_producer):
     agreement = await agreement_with_objective(sla, target=99.0, window="P1D", exclude_maintenance=True)
@@ -116,6 +126,8 @@ async def test_objective_breached_is_published_at_the_instant_the_budget_runs_ou
     assert breach["reason"] == reason and breach["objective_id"] == "objective-1"
     state = await objective_state(sla, agreement["id"])
     assert state["status"] == "breached"
+    reviews = (await sla.get("/v1/reviews", params={"agreement_id": agreement["id"]})).json()["items"]
+    assert [[b["kind"] for b in r["breaches"]] for r in reviews] == [["objective"]], "the breach opened a review"
 
 
 @pytest.mark.parametrize("objective", [

@@ -1,6 +1,8 @@
 """sla-svc on real PostgreSQL and Kafka, fed by a real incident-svc over Kafka (both in this process)."""
 
 import asyncio
+import csv
+import io
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -14,6 +16,7 @@ from itsm_events import new_event, schemas, to_kafka, topics
 from itsm_runtime.testing import eventually, read_topic, running_app
 from sla_svc.db.tables import platform
 from sla_svc.main import create_app as create_sla_app
+from sla_svc.reports import period_of
 from sla_svc.settings import Settings as SlaSettings
 
 
@@ -262,3 +265,81 @@ async def test_overdue_timers_fire_after_restart_stamped_with_the_deadline(
 async def _breached_clock(sla, incident_id):
     clocks = await clocks_of(sla, incident_id)
     return clocks[0] if clocks and clocks[0]["breached"] else None
+
+
+async def test_breaches_open_one_review_per_agreement_that_is_worked_and_closed(sla, incidents, kafka_bootstrap):
+    agreement = await make_agreement(sla, within="PT1S")
+    opened = []
+    for _ in range(2):
+        opened.append((await incidents.post("/v1/incidents", json={
+            "title": "down", "service_id": agreement["service_id"], "impact": 1, "urgency": 1})).json())
+
+    async def review_with_both_breaches():
+        items = (await sla.get("/v1/reviews", params={"agreement_id": agreement["id"]})).json()["items"]
+        return items if items and len(items[0]["breaches"]) == 2 else None
+
+    [review] = await eventually(review_with_both_breaches, timeout=15)
+    assert review["status"] == "open" and review["service_id"] == agreement["service_id"]
+    assert sorted(b["incident_id"] for b in review["breaches"]) == sorted(i["id"] for i in opened)
+    assert {b["kind"] for b in review["breaches"]} == {"clock"}
+
+    url = f"/v1/reviews/{review['id']}"
+    assert (await sla.patch(url, json={"status": "closed"})).status_code == 422, "closing needs a root cause"
+    working = await sla.patch(url, json={"status": "in_progress", "actions": [
+        {"description": "add a second card network route", "owner": "payments-team", "due_date": "2026-12-15"}]})
+    assert working.status_code == 200 and working.json()["status"] == "in_progress"
+    assert working.json()["actions"][0]["done"] is False
+    assert (await sla.patch(url, json={"status": "open"})).status_code == 409, "reviews only move forward"
+    closed = await sla.patch(url, json={"status": "closed", "root_cause": "single route to the card network"})
+    assert closed.status_code == 200 and closed.json()["closed_at"] is not None
+    assert (await sla.get("/v1/reviews/missing")).status_code == 404
+
+    def review_events(records):
+        return [dict(r.headers)["ce_type"] for r in records
+                if dict(r.headers)["ce_type"] in (b"itsm.sla.review_opened", b"itsm.sla.review_closed")
+                and json.loads(r.value)["review_id"] == review["id"]]
+
+    events = review_events(await read_topic(kafka_bootstrap, topics.SLA, until=lambda r: len(review_events(r)) == 2))
+    assert events == [b"itsm.sla.review_opened", b"itsm.sla.review_closed"]
+
+
+async def test_weekly_report_in_json_csv_and_html(sla, incidents):
+    agreement = await make_agreement(sla, within="PT1S", name="Gold <VIP>")
+    incident = (await incidents.post("/v1/incidents", json={
+        "title": "down", "service_id": agreement["service_id"], "impact": 1, "urgency": 1})).json()
+
+    async def breached():
+        clocks = await clocks_of(sla, incident["id"])
+        return clocks if clocks and clocks[0]["breached"] else None
+
+    await eventually(breached, timeout=15)
+    await incidents.patch(f"/v1/incidents/{incident['id']}", json={"status": "resolved"})
+    await eventually(lambda: completed(sla, incident["id"]), timeout=15)
+    week = period_of(datetime.now(UTC), "week", "UTC")
+    url = f"/v1/reports/{agreement['id']}"
+
+    report = (await sla.get(url, params={"period": week})).json()
+    assert report["period"] == week and report["status"] == "breached" and report["incidents"] == 1
+    assert report["targets"] == [{
+        "metric": "resolution", "priority": 1, "within_seconds": 1.0, "met": 0, "breached": 1, "running": 0,
+        "percent_met": 0.0, "status": "breached", "goal_percent": None}]
+    assert [(b["kind"], b["incident_id"]) for b in report["breaches"]] == [("clock", incident["id"])]
+    assert report["mttr_seconds"] > 1.0
+
+    csv_answer = await sla.get(url, params={"period": week, "format": "csv"})
+    assert csv_answer.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(csv_answer.text)))
+    assert {r["section"] for r in rows} >= {"targets", "breaches"}
+
+    html = await sla.get(url, params={"period": week, "format": "html"})
+    assert html.headers["content-type"].startswith("text/html")
+    assert "<svg" in html.text and "Gold &lt;VIP&gt;" in html.text and "<VIP>" not in html.text
+
+    assert (await sla.get(url, params={"period": "last week"})).status_code == 422
+    assert (await sla.get(url, params={"period": week, "format": "pdf"})).status_code == 422
+    assert (await sla.get("/v1/reports/missing", params={"period": week})).status_code == 404
+
+
+async def completed(sla, incident_id: str):
+    clocks = await clocks_of(sla, incident_id)
+    return clocks if clocks and clocks[0]["stage"] == "completed" else None

@@ -16,6 +16,7 @@ from itsm_runtime.scheduler import Scheduler
 from .db import repository
 from .domain.agreement import Agreement, AvailabilityObjective
 from .domain.calendar import BUILT_IN
+from .reviews import BreachRef, record_breaches
 from .domain.objectives import AvailabilityResult, StatusChange, availability, length, parse_window, window_at
 
 log = logging.getLogger("sla_svc.availability")
@@ -78,10 +79,13 @@ class AvailabilityObjectives:
             if result.status != "breached" or result.breached_at is None:
                 continue
             reason = "missed" if now >= result.window_end else "impossible"
+            window_start = _breach_window_start(objective, result)
             if await repository.record_objective_breach(
                     uow.conn, agreement_id=agreement.id, objective_id=objective.id,
-                    window_start=_breach_window_start(objective, result), breached_at=result.breached_at,
-                    reason=reason):
+                    window_start=window_start, breached_at=result.breached_at, reason=reason):
+                await record_breaches(uow, [BreachRef(
+                    agreement_id=agreement.id, service_id=agreement.service_id, kind="objective",
+                    ref_id=f"{objective.id}@{window_start.isoformat()}", breached_at=result.breached_at)])
                 uow.emit(schemas.ObjectiveBreached(
                     agreement_id=agreement.id, objective_id=objective.id, service_id=agreement.service_id,
                     kind="availability", target=objective.target, window_start=result.window_start,

@@ -12,6 +12,7 @@ from .db import repository
 from .domain.agreement import Agreement
 from .domain.calendar import BUILT_IN, Calendar
 from .domain.clock import Breached, Clock, Stage, Stopped, Warned, target_reached
+from .reviews import BreachRef, record_breaches
 
 
 log = logging.getLogger("sla_svc.timers")
@@ -69,9 +70,11 @@ class ClockTimers:
         async with self._uow_factory() as uow:
             clocks = await repository.get_clocks(uow.conn, clock_ids, lock="skip_locked")
             now = datetime.now(UTC)
+            breaches = []
             for clock in clocks:
                 clock.fire(calendar_of(clock), now)
-                publish(uow, clock)
+                breaches += publish(uow, clock)
+            await record_breaches(uow, breaches)
             await repository.save_clocks(uow.conn, clocks)
             skipped = set(clock_ids) - {c.id for c in clocks}
             uow.after_commit(lambda: [self.track(c) for c in clocks])
@@ -80,8 +83,9 @@ class ClockTimers:
             self.scheduler.schedule(clock_id, now + RETRY_LOCKED)
 
 
-def publish(uow: UnitOfWork, clock: Clock) -> None:
-    """Map what happened to the clock to public events, each stamped with its own instant."""
+def publish(uow: UnitOfWork, clock: Clock) -> list[BreachRef]:
+    """Map what happened to the clock to public events, each stamped with its own instant; return its breaches."""
+    breaches = []
     ref = {"clock_id": clock.id, "agreement_id": clock.agreement_id, "incident_id": clock.incident_id,
            "service_id": clock.service_id, "customer_id": clock.customer_id, "metric": clock.metric,
            "priority": clock.priority, "deadline": clock.deadline}
@@ -91,12 +95,15 @@ def publish(uow: UnitOfWork, clock: Clock) -> None:
                 data = schemas.SlaWarning(**ref, threshold=threshold, warned_at=at)
             case Breached(at=at):
                 data = schemas.SlaBreached(**ref, breached_at=at)
+                breaches.append(BreachRef(agreement_id=clock.agreement_id, service_id=clock.service_id, kind="clock",
+                                          ref_id=clock.id, incident_id=clock.incident_id, breached_at=at))
             case Stopped(met=met, at=at, elapsed_seconds=elapsed):
                 data = schemas.ClockStopped(**ref, met=met, stopped_at=at, elapsed_seconds=elapsed)
             case _:
                 raise TypeError(f"no public event for {event!r}")
         uow.emit(data, key=clock.incident_id, subject=clock.id, time=event.at)
     clock.events.clear()
+    return breaches
 
 
 async def create_agreement(uow: UnitOfWork, agreement: Agreement) -> Agreement:
@@ -157,7 +164,7 @@ class IncidentEventHandlers:
             else:
                 continue
             await repository.save_clock(uow.conn, clock)
-            publish(uow, clock)
+            await record_breaches(uow, publish(uow, clock))
             changed.append(clock)
         uow.after_commit(lambda: [self.timers.track(c) for c in changed])
 

@@ -3,21 +3,22 @@
 import uuid
 from datetime import UTC, datetime
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query, Response
 
 from itsm_runtime.errors import NotFound, Problem
 from itsm_runtime.pagination import CursorParam, LimitParam, cursor_after, seq_after
 from itsm_runtime.service import IdempotencyKey, RuntimeDep
 
-from .. import availability, handlers
+from .. import availability, handlers, period_report, reviews
+from ..reports import InvalidPeriod, render
 from ..db import repository
 from ..domain.agreement import Agreement, AvailabilityObjective, InvalidAgreement, Target
 from ..domain.calendar import BUILT_IN
 from ..domain.clock import Clock
 from .schemas import (
     AgreementCreate, AgreementPage, AgreementRead, BurnAlertRead, CalendarRead, ClockPage, ClockRead, ComplianceRead,
-    MaintenanceWindowCreate, MaintenanceWindowPage, MaintenanceWindowRead, ObjectiveCompliance, TargetCompliance,
-    TargetRead,
+    MaintenanceWindowCreate, MaintenanceWindowPage, MaintenanceWindowRead, ObjectiveCompliance, ReviewPage, ReviewPatch,
+    ReviewRead, TargetCompliance, TargetRead,
 )
 
 router = APIRouter(prefix="/v1", tags=["sla"])
@@ -181,3 +182,59 @@ async def list_maintenance_windows(runtime: RuntimeDep, service_id: str | None =
                                                                after_seq=seq_after(cursor), limit=limit)
     return MaintenanceWindowPage(items=[MaintenanceWindowRead.model_validate(dict(r._mapping)) for r in rows],
                                  next_cursor=cursor_after(last))
+
+
+
+@router.get("/reviews", response_model=ReviewPage, tags=["reviews"])
+async def list_reviews(runtime: RuntimeDep, agreement_id: str | None = None, status: str | None = None,
+                       limit: LimitParam = 50, cursor: CursorParam = None):
+    """Service reviews opened by breaches of an agreement's targets and objectives."""
+    if status is not None and status not in reviews.NEXT_STATUS:
+        raise Problem(422, f"unknown status {status!r}")
+    async with runtime.engine.connect() as conn:
+        items, last = await reviews.list_reviews(conn, agreement_id=agreement_id, status=status,
+                                                 after_seq=seq_after(cursor), limit=limit)
+    return ReviewPage(items=items, next_cursor=cursor_after(last))
+
+
+@router.get("/reviews/{review_id}", response_model=ReviewRead, tags=["reviews"])
+async def get_review(review_id: str, runtime: RuntimeDep):
+    async with runtime.engine.connect() as conn:
+        review = await reviews.get_review(conn, review_id)
+    if review is None:
+        raise NotFound("review", review_id)
+    return review
+
+
+@router.patch("/reviews/{review_id}", response_model=ReviewRead, tags=["reviews"])
+async def update_review(review_id: str, patch: ReviewPatch, runtime: RuntimeDep):
+    """Record the root cause and corrective actions; status moves open -> in_progress -> closed."""
+    async with runtime.uow() as uow:
+        review = await reviews.get_review(uow.conn, review_id, for_update=True)
+        if review is None:
+            raise NotFound("review", review_id)
+        actions = [a.model_dump(mode="json") for a in patch.actions] if patch.actions is not None else None
+        await reviews.update_review(uow, review, status=patch.status, root_cause=patch.root_cause, actions=actions)
+        updated = await reviews.get_review(uow.conn, review_id)
+        await uow.commit()
+    return updated
+
+
+
+@router.get("/reports/{agreement_id}", tags=["reports"],
+            responses={200: {"content": {"application/json": {}, "text/csv": {}, "text/html": {}}}})
+async def agreement_report(agreement_id: str, runtime: RuntimeDep,
+                           period: str = Query(description="an ISO week such as 2026-W47, or a month such as 2026-11"),
+                           format: str = Query("json", pattern="^(json|csv|html)$")):
+    """The agreement's performance over a week or month: compliance per target and objective, breaches,
+    MTTA/MTTR and the availability timeline; `html` is a self-contained page with its charts."""
+    async with runtime.engine.connect() as conn:
+        agreement = await repository.get_agreement(conn, agreement_id)
+        if agreement is None:
+            raise NotFound("agreement", agreement_id)
+        try:
+            report = await period_report.build(conn, agreement, period)
+        except InvalidPeriod as exc:
+            raise Problem(422, str(exc)) from exc
+    body, media_type = render(report, format)
+    return Response(content=body, media_type=media_type)

@@ -1,4 +1,4 @@
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -158,4 +158,45 @@ class MaintenanceWindowRead(BaseModel):
 
 class MaintenanceWindowPage(BaseModel):
     items: list[MaintenanceWindowRead]
+    next_cursor: str | None
+
+
+class ReviewAction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    description: str = Field(min_length=1, max_length=2000)
+    owner: str = Field(min_length=1, max_length=200)
+    due_date: date | None = None
+    done: bool = False
+
+
+class ReviewPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["open", "in_progress", "closed"] | None = None
+    root_cause: str | None = Field(default=None, min_length=1, max_length=10000)
+    actions: list[ReviewAction] | None = Field(default=None, max_length=100)
+
+
+class ReviewBreach(BaseModel):
+    kind: Literal["clock", "objective"]
+    ref_id: str
+    incident_id: str | None
+    breached_at: datetime
+
+
+class ReviewRead(BaseModel):
+    id: str
+    agreement_id: str
+    service_id: str
+    status: Literal["open", "in_progress", "closed"]
+    root_cause: str | None
+    actions: list[ReviewAction]
+    opened_at: datetime
+    closed_at: datetime | None
+    breaches: list[ReviewBreach]
+
+
+class ReviewPage(BaseModel):
+    items: list[ReviewRead]
     next_cursor: str | None

@@ -207,3 +207,21 @@ async def record_objective_breach(conn: AsyncConnection, *, agreement_id: str, o
         agreement_id=agreement_id, objective_id=objective_id, window_start=window_start, breached_at=breached_at,
         reason=reason).on_conflict_do_nothing().returning(objective_breaches.c.objective_id)
     return (await conn.execute(stmt)).first() is not None
+
+
+async def clocks_for_period(conn: AsyncConnection, agreement_id: str, start, end) -> list[Clock]:
+    """The agreement's clocks that started, breached or completed in [start, end)."""
+    def within(column):
+        return (column >= start) & (column < end)
+
+    stmt = sa.select(clocks).where(clocks.c.agreement_id == agreement_id,
+                                   within(clocks.c.started_at) | within(clocks.c.breached_at)
+                                   | within(clocks.c.completed_at)).order_by(clocks.c.started_at, clocks.c.id)
+    return [clock_from_row(r) for r in (await conn.execute(stmt)).all()]
+
+
+async def objective_breaches_between(conn: AsyncConnection, agreement_id: str, start, end) -> list:
+    stmt = sa.select(objective_breaches).where(objective_breaches.c.agreement_id == agreement_id,
+                                               objective_breaches.c.breached_at >= start,
+                                               objective_breaches.c.breached_at < end)
+    return (await conn.execute(stmt.order_by(objective_breaches.c.breached_at))).all()

@@ -80,3 +80,28 @@ objective_breaches = sa.Table(
     sa.Column("breached_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
 )
+
+# service reviews: opened by a breach, one open review per agreement collects further breaches
+reviews = sa.Table(
+    "reviews", metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("agreement_id", sa.Text, sa.ForeignKey("agreements.id"), nullable=False, index=True),
+    sa.Column("service_id", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("root_cause", sa.Text),
+    sa.Column("actions", JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
+    sa.Column("opened_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("closed_at", sa.DateTime(timezone=True)),
+    sa.Column("created_seq", sa.BigInteger, sa.Identity(), nullable=False, unique=True),
+    sa.Index("uq_open_review_per_agreement", "agreement_id", unique=True,
+             postgresql_where=sa.text("status <> 'closed'")),
+)
+
+review_breaches = sa.Table(
+    "review_breaches", metadata,
+    sa.Column("review_id", sa.Text, sa.ForeignKey("reviews.id"), primary_key=True),
+    sa.Column("kind", sa.Text, primary_key=True),  # clock | objective
+    sa.Column("ref_id", sa.Text, primary_key=True),  # the clock id, or objective id @ window start
+    sa.Column("incident_id", sa.Text),
+    sa.Column("breached_at", sa.DateTime(timezone=True), nullable=False),
+)

@@ -168,6 +168,11 @@ class StatusTimeline:
         self.down = _Spans([(s, e) for s, e, status in spans if status == "down"])
         self.degraded = _Spans([(s, e) for s, e, status in spans if status == "degraded"])
 
+    def changes_between(self, start: datetime, end: datetime) -> list[datetime]:
+        """The instants in (start, end) at which the status changes."""
+        lo, hi = _us(start), _us(end)
+        return [_dt(at) for at in self._instants if lo < at < hi]
+
     def status_at(self, at: datetime) -> Status:
         """The status holding at `at` (a change at exactly `at` already counts)."""
         return self._status_at(_us(at))

@@ -1,0 +1,101 @@
+"""Service reviews: a breach of a target or objective opens a review for its agreement, or joins the
+review already open; people then record the root cause and corrective actions and close it."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+
+from itsm_events import UnitOfWork, schemas
+from itsm_runtime.errors import Problem
+from itsm_runtime.pagination import keyset_page
+
+from .db.tables import review_breaches, reviews
+
+NEXT_STATUS = {"open": ("in_progress", "closed"), "in_progress": ("closed",), "closed": ()}
+
+
+@dataclass(frozen=True)
+class BreachRef:
+    agreement_id: str
+    service_id: str
+    kind: str  # clock | objective
+    ref_id: str
+    breached_at: datetime
+    incident_id: str | None = None
+
+
+async def record_breaches(uow: UnitOfWork, breaches: list[BreachRef]) -> None:
+    """Add each breach to its agreement's open review, opening one (and `itsm.sla.review_opened`) if none is."""
+    by_agreement: dict[str, list[BreachRef]] = {}
+    for breach in breaches:
+        by_agreement.setdefault(breach.agreement_id, []).append(breach)
+    for _, found in sorted(by_agreement.items()):  # agreements in a fixed order: concurrent batches never deadlock
+        review_id = await _open_review(uow, found[0])
+        await uow.conn.execute(insert(review_breaches).on_conflict_do_nothing(), [
+            {"review_id": review_id, "kind": b.kind, "ref_id": b.ref_id, "incident_id": b.incident_id,
+             "breached_at": b.breached_at} for b in found])
+
+
+async def _open_review(uow: UnitOfWork, first: BreachRef) -> str:
+    open_review = sa.select(reviews.c.id).where(reviews.c.agreement_id == first.agreement_id,
+                                                reviews.c.status != "closed")
+    review_id = (await uow.conn.execute(open_review.with_for_update())).scalar()
+    if review_id is not None:
+        return review_id
+    review_id = str(uuid.uuid4())
+    await uow.conn.execute(reviews.insert().values(
+        id=review_id, agreement_id=first.agreement_id, service_id=first.service_id, status="open",
+        opened_at=first.breached_at))
+    reason = f"{first.kind} {first.ref_id} breached"
+    uow.emit(schemas.ReviewOpened(review_id=review_id, agreement_id=first.agreement_id, service_id=first.service_id,
+                                  reason=reason, opened_at=first.breached_at), key=first.agreement_id,
+             time=first.breached_at)
+    return review_id
+
+
+async def get_review(conn, review_id: str, *, for_update: bool = False) -> dict | None:
+    stmt = sa.select(reviews).where(reviews.c.id == review_id)
+    row = (await conn.execute(stmt.with_for_update() if for_update else stmt)).first()
+    if row is None:
+        return None
+    found = (await conn.execute(sa.select(review_breaches).where(review_breaches.c.review_id == review_id)
+                                .order_by(review_breaches.c.breached_at, review_breaches.c.ref_id))).all()
+    return {**row._mapping, "breaches": [dict(b._mapping) for b in found]}
+
+
+async def list_reviews(conn, *, agreement_id: str | None, status: str | None, after_seq: int | None, limit: int):
+    stmt = sa.select(reviews.c.id)
+    if agreement_id:
+        stmt = stmt.where(reviews.c.agreement_id == agreement_id)
+    if status:
+        stmt = stmt.where(reviews.c.status == status)
+    rows, last = await keyset_page(conn, stmt.add_columns(reviews.c.created_seq), reviews.c.created_seq,
+                                   after=after_seq, limit=limit)
+    return [await get_review(conn, r.id) for r in rows], last
+
+
+async def update_review(uow: UnitOfWork, review: dict, *, status: str | None, root_cause: str | None,
+                        actions: list[dict] | None) -> None:
+    values: dict = {}
+    if root_cause is not None:
+        values["root_cause"] = root_cause
+    if actions is not None:
+        values["actions"] = actions
+    if status is not None and status != review["status"]:
+        if status not in NEXT_STATUS[review["status"]]:
+            raise Problem(409, f"a review that is {review['status']} cannot become {status}")
+        if status == "closed" and not (root_cause or review["root_cause"]):
+            raise Problem(422, "a review is closed with its root cause")
+        values["status"] = status
+        if status == "closed":
+            values["closed_at"] = datetime.now(UTC)
+            uow.emit(schemas.ReviewClosed(review_id=review["id"], agreement_id=review["agreement_id"],
+                                          service_id=review["service_id"],
+                                          root_cause=root_cause or review["root_cause"],
+                                          closed_at=values["closed_at"]),
+                     key=review["agreement_id"], time=values["closed_at"])
+    if values:
+        await uow.conn.execute(reviews.update().where(reviews.c.id == review["id"]).values(**values))
