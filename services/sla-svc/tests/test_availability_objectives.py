@@ -146,3 +146,32 @@ async def test_maintenance_window_must_end_after_it_starts(sla):
     response = await sla.post("/v1/maintenance-windows", json={
         "service_id": "s", "start": NOW.isoformat(), "end": (NOW - timedelta(hours=1)).isoformat()})
     assert response.status_code == 422
+
+
+async def test_burn_rate_alert_fires_and_clears_at_the_exact_instant(sla, kafka_producer, kafka_bootstrap):
+    # 99% over a rolling day: the workbook's lookbacks scale by 1/30, so the fast page looks at 2 min and 10 s.
+    # Down for the last 30 s: 10 s burn 100/1 = 100 and 2 min burn 25, both >= 14.4: the page fires. The
+    # 6x page (12 min: 4.2) and the ticket (2.4 h: 0.35) stay quiet. After recovery, the 10 s window burns
+    # below 14.4 once less than 1.44 s of it is down: 8.56 s after the recovery, the page clears.
+    agreement = await agreement_with_objective(sla, target=99.0, window="P1D")
+    down_at = datetime.now(UTC) - timedelta(seconds=30)
+    await publish(kafka_producer, agreement["service_id"], "down", down_at)
+
+    def burns(records):
+        return [json.loads(r.value) for r in records if dict(r.headers)["ce_type"] == b"itsm.sla.budget_burn"
+                and json.loads(r.value)["agreement_id"] == agreement["id"]]
+
+    [firing] = burns(await read_topic(kafka_bootstrap, topics.SLA, until=burns))
+    assert (firing["state"], firing["severity"], firing["burn_rate_threshold"]) == ("firing", "page", 14.4)
+    assert (firing["long_window_seconds"], firing["short_window_seconds"]) == (120.0, 10.0)
+    assert firing["short_rate"] == pytest.approx(100.0)
+
+    up_at = datetime.now(UTC)
+    await publish(kafka_producer, agreement["service_id"], "up", up_at)
+    both = burns(await read_topic(kafka_bootstrap, topics.SLA, until=lambda r: len(burns(r)) == 2, timeout=30))
+    cleared = both[1]
+    assert (cleared["state"], cleared["severity"], cleared["burn_rate_threshold"]) == ("cleared", "page", 14.4)
+    cleared_at = datetime.fromisoformat(cleared["at"])
+    assert abs((cleared_at - (up_at + timedelta(seconds=8.56))).total_seconds()) < 0.1, "the timer fires on time"
+    state = await objective_state(sla, agreement["id"])
+    assert not any(a["firing"] for a in state["burn_alerts"])

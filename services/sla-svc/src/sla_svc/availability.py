@@ -17,7 +17,9 @@ from .db import repository
 from .domain.agreement import Agreement, AvailabilityObjective
 from .domain.calendar import BUILT_IN
 from .reviews import BreachRef, record_breaches
-from .domain.objectives import AvailabilityResult, StatusChange, availability, length, parse_window, window_at
+from .domain.objectives import (
+    AvailabilityResult, StatusChange, StatusTimeline, availability, length, next_burn_change, parse_window, window_at,
+)
 
 log = logging.getLogger("sla_svc.availability")
 TIMEZONE = "UTC"  # calendar windows are in the agreement calendar's zone; the built-in 24x7 is UTC
@@ -27,8 +29,8 @@ async def evaluate(conn, agreement: Agreement, now: datetime) -> list[tuple[Avai
     """Every availability objective of the agreement over its window containing `now`."""
     if not agreement.objectives:
         return []
-    timeline = [StatusChange(at=at, status=status)
-                for at, status in await repository.service_statuses(conn, agreement.service_id)]
+    timeline = StatusTimeline([StatusChange(at=at, status=status)
+                               for at, status in await repository.service_statuses(conn, agreement.service_id)])
     maintenance = await repository.maintenance_of(conn, agreement.service_id)
     results = []
     for objective in agreement.objectives:
@@ -40,6 +42,28 @@ async def evaluate(conn, agreement: Agreement, now: datetime) -> list[tuple[Avai
     return results
 
 
+async def next_changes(conn, agreement: Agreement, results, now: datetime) -> list[datetime]:
+    """When each objective's budget runs out if the service stays down, and when a burn alert may change."""
+    timeline = StatusTimeline([StatusChange(at=at, status=status)
+                               for at, status in await repository.service_statuses(conn, agreement.service_id)])
+    maintenance = await repository.maintenance_of(conn, agreement.service_id)
+    due = []
+    for objective, result in results:
+        if result.exhausted_at_if_down_continues:
+            due.append(result.exhausted_at_if_down_continues)
+        window_length = result.window_end - result.window_start
+        change = next_burn_change(timeline, after=now, until=now + window_length, target_percent=objective.target,
+                                  window_length=window_length, calendar=BUILT_IN[agreement.calendar_id],
+                                  maintenance=maintenance, exclude_maintenance=objective.exclude_maintenance)
+        if change:
+            due.append(change)
+    return due
+
+
+def _rule(alert) -> str:
+    return f"{alert.severity}:{alert.threshold:g}"
+
+
 def _breach_window_start(objective: AvailabilityObjective, result: AvailabilityResult) -> datetime:
     """The window a breach is counted once for; a rolling window is bucketed by its length."""
     spec = parse_window(objective.window)
@@ -48,6 +72,11 @@ def _breach_window_start(objective: AvailabilityObjective, result: AvailabilityR
     seconds = length(spec).total_seconds()
     bucket = math.floor(result.breached_at.timestamp() / seconds) * seconds
     return datetime.fromtimestamp(bucket, UTC)
+
+
+def _finite(rate: float) -> float:
+    """JSON has no infinity: a 100% target with any downtime burns at the largest float."""
+    return rate if math.isfinite(rate) else 1.7976931348623157e308
 
 
 class AvailabilityObjectives:
@@ -61,12 +90,12 @@ class AvailabilityObjectives:
         now = datetime.now(UTC)
         agreements = await repository.agreements_with_objectives(conn)
         for agreement in agreements:
-            self._track(agreement.id, await evaluate(conn, agreement, now))
+            results = await evaluate(conn, agreement, now)
+            self._track(agreement.id, await next_changes(conn, agreement, results, now))
         self.scheduler.start()
         return len(agreements)
 
-    def _track(self, agreement_id: str, results) -> None:
-        due = [r.exhausted_at_if_down_continues for _, r in results if r.exhausted_at_if_down_continues]
+    def _track(self, agreement_id: str, due: list[datetime]) -> None:
         if due:
             self.scheduler.schedule(agreement_id, min(due))
         else:
@@ -91,7 +120,29 @@ class AvailabilityObjectives:
                     kind="availability", target=objective.target, window_start=result.window_start,
                     window_end=result.window_end, actual=result.actual_percent, reason=reason,
                     breached_at=result.breached_at), key=agreement.id, time=result.breached_at)
-        uow.after_commit(lambda: self._track(agreement.id, results))
+        await self._publish_burn_changes(uow, agreement, results, now)
+        due = await next_changes(uow.conn, agreement, results, now)
+        uow.after_commit(lambda: self._track(agreement.id, due))
+
+    async def _publish_burn_changes(self, uow: UnitOfWork, agreement: Agreement, results, now: datetime) -> None:
+        """`itsm.sla.budget_burn` firing when a burn-rate alert starts, cleared when it stops."""
+        known = await repository.firing_burn_alerts(uow.conn, agreement.id)
+        for objective, result in results:
+            for alert in result.burn_alerts:
+                rule = _rule(alert)
+                if known.get((objective.id, rule), False) == alert.firing:
+                    continue
+                await repository.set_burn_alert(uow.conn, agreement_id=agreement.id, objective_id=objective.id,
+                                                rule=rule, firing=alert.firing, changed_at=now)
+                uow.emit(schemas.BudgetBurn(
+                    agreement_id=agreement.id, objective_id=objective.id, service_id=agreement.service_id,
+                    kind="availability", target=objective.target, window_start=result.window_start,
+                    window_end=result.window_end, state="firing" if alert.firing else "cleared",
+                    severity=alert.severity, burn_rate_threshold=alert.threshold,
+                    long_window_seconds=alert.long_window.total_seconds(),
+                    short_window_seconds=alert.short_window.total_seconds(),
+                    long_rate=_finite(alert.long_rate), short_rate=_finite(alert.short_rate), at=now),
+                    key=agreement.id, time=now)
 
     async def on_service_availability_changed(self, envelope: Envelope, data: schemas.ServiceAvailabilityChanged,
                                               uow: UnitOfWork) -> None:

@@ -11,7 +11,7 @@ from itsm_runtime.pagination import keyset_page
 from ..domain.agreement import Agreement, AvailabilityObjective, Target
 from ..domain.calendar import BUILT_IN
 from ..domain.clock import Clock, Stage
-from .tables import agreements, clocks, maintenance_windows, objective_breaches, service_status
+from .tables import agreements, burn_alerts, clocks, maintenance_windows, objective_breaches, service_status
 
 _CLOCK_FIELDS = [c.name for c in clocks.columns if c.name not in ("created_seq", "next_due_at")]
 
@@ -225,3 +225,18 @@ async def objective_breaches_between(conn: AsyncConnection, agreement_id: str, s
                                                objective_breaches.c.breached_at >= start,
                                                objective_breaches.c.breached_at < end)
     return (await conn.execute(stmt.order_by(objective_breaches.c.breached_at))).all()
+
+
+async def firing_burn_alerts(conn: AsyncConnection, agreement_id: str) -> dict[tuple[str, str], bool]:
+    """(objective id, rule) -> firing, for the agreement's burn-rate alerts seen so far."""
+    rows = await conn.execute(sa.select(burn_alerts).where(burn_alerts.c.agreement_id == agreement_id)
+                              .with_for_update())
+    return {(r.objective_id, r.rule): r.firing for r in rows}
+
+
+async def set_burn_alert(conn: AsyncConnection, *, agreement_id: str, objective_id: str, rule: str, firing: bool,
+                         changed_at) -> None:
+    stmt = insert(burn_alerts).values(agreement_id=agreement_id, objective_id=objective_id, rule=rule, firing=firing,
+                                      changed_at=changed_at)
+    await conn.execute(stmt.on_conflict_do_update(index_elements=["agreement_id", "objective_id", "rule"],
+                                                  set_={"firing": firing, "changed_at": changed_at}))

@@ -105,3 +105,13 @@ review_breaches = sa.Table(
     sa.Column("incident_id", sa.Text),
     sa.Column("breached_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+# which burn-rate alerts of an objective are firing, so itsm.sla.budget_burn is published on each change only
+burn_alerts = sa.Table(
+    "burn_alerts", metadata,
+    sa.Column("agreement_id", sa.Text, sa.ForeignKey("agreements.id"), primary_key=True),
+    sa.Column("objective_id", sa.Text, primary_key=True),
+    sa.Column("rule", sa.Text, primary_key=True),  # severity:threshold, e.g. page:14.4
+    sa.Column("firing", sa.Boolean, nullable=False),
+    sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
+)
