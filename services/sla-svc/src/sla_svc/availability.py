@@ -25,13 +25,18 @@ log = logging.getLogger("sla_svc.availability")
 TIMEZONE = "UTC"  # calendar windows are in the agreement calendar's zone; the built-in 24x7 is UTC
 
 
+async def service_inputs(conn, service_id: str) -> tuple[StatusTimeline, list]:
+    """The service's status timeline (sorted, de-duplicated by event time) and its maintenance windows."""
+    timeline = StatusTimeline([StatusChange(at=at, status=status)
+                               for at, status in await repository.service_statuses(conn, service_id)])
+    return timeline, await repository.maintenance_of(conn, service_id)
+
+
 async def evaluate(conn, agreement: Agreement, now: datetime) -> list[tuple[AvailabilityObjective, AvailabilityResult]]:
     """Every availability objective of the agreement over its window containing `now`."""
     if not agreement.objectives:
         return []
-    timeline = StatusTimeline([StatusChange(at=at, status=status)
-                               for at, status in await repository.service_statuses(conn, agreement.service_id)])
-    maintenance = await repository.maintenance_of(conn, agreement.service_id)
+    timeline, maintenance = await service_inputs(conn, agreement.service_id)
     results = []
     for objective in agreement.objectives:
         spec = parse_window(objective.window)
@@ -44,9 +49,9 @@ async def evaluate(conn, agreement: Agreement, now: datetime) -> list[tuple[Avai
 
 async def next_changes(conn, agreement: Agreement, results, now: datetime) -> list[datetime]:
     """When each objective's budget runs out if the service stays down, and when a burn alert may change."""
-    timeline = StatusTimeline([StatusChange(at=at, status=status)
-                               for at, status in await repository.service_statuses(conn, agreement.service_id)])
-    maintenance = await repository.maintenance_of(conn, agreement.service_id)
+    if not results:
+        return []
+    timeline, maintenance = await service_inputs(conn, agreement.service_id)
     due = []
     for objective, result in results:
         if result.exhausted_at_if_down_continues:

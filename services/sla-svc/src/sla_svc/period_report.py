@@ -3,12 +3,12 @@
 from datetime import UTC, datetime
 from statistics import fmean
 
-from .availability import TIMEZONE
+from .availability import TIMEZONE, service_inputs
 from .db import repository
 from .domain.agreement import Agreement
 from .domain.calendar import BUILT_IN
 from .domain.clock import Clock, Stage
-from .domain.objectives import StatusChange, StatusTimeline, availability
+from .domain.objectives import StatusTimeline, availability
 from .reports import Report, parse_period
 
 
@@ -65,9 +65,7 @@ async def build(conn, agreement: Agreement, period: str) -> Report:
 
     objectives = []
     if agreement.objectives:
-        timeline = StatusTimeline([StatusChange(at=at, status=status) for at, status
-                                   in await repository.service_statuses(conn, agreement.service_id)])
-        maintenance = await repository.maintenance_of(conn, agreement.service_id)
+        timeline, maintenance = await service_inputs(conn, agreement.service_id)
         for objective in agreement.objectives:
             result = availability(timeline, window=(start, end), now=min(now, end), target_percent=objective.target,
                                   calendar=BUILT_IN[agreement.calendar_id], maintenance=maintenance,
