@@ -16,10 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from .calendar import Calendar
-
-
-from .clock import Stage  # noqa: E402  (cancelled = the incident's current priority has no target)
-
+from .clock import Stage  # CANCELLED here: the incident's current priority has no target in the agreement
 
 STOP_STATUSES = ("resolved", "closed")
 _KIND_ORDER = {"opened": 0, "priority": 1, "status": 2}
