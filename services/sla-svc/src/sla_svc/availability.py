@@ -32,11 +32,9 @@ async def service_inputs(conn, service_id: str) -> tuple[StatusTimeline, list]:
     return timeline, await repository.maintenance_of(conn, service_id)
 
 
-async def evaluate(conn, agreement: Agreement, now: datetime) -> list[tuple[AvailabilityObjective, AvailabilityResult]]:
+def evaluate(agreement: Agreement, timeline: StatusTimeline, maintenance: list,
+             now: datetime) -> list[tuple[AvailabilityObjective, AvailabilityResult]]:
     """Every availability objective of the agreement over its window containing `now`."""
-    if not agreement.objectives:
-        return []
-    timeline, maintenance = await service_inputs(conn, agreement.service_id)
     results = []
     for objective in agreement.objectives:
         spec = parse_window(objective.window)
@@ -47,11 +45,9 @@ async def evaluate(conn, agreement: Agreement, now: datetime) -> list[tuple[Avai
     return results
 
 
-async def next_changes(conn, agreement: Agreement, results, now: datetime) -> list[datetime]:
+def next_changes(agreement: Agreement, timeline: StatusTimeline, maintenance: list, results,
+                 now: datetime) -> list[datetime]:
     """When each objective's budget runs out if the service stays down, and when a burn alert may change."""
-    if not results:
-        return []
-    timeline, maintenance = await service_inputs(conn, agreement.service_id)
     due = []
     for objective, result in results:
         if result.exhausted_at_if_down_continues:
@@ -95,8 +91,9 @@ class AvailabilityObjectives:
         now = datetime.now(UTC)
         agreements = await repository.agreements_with_objectives(conn)
         for agreement in agreements:
-            results = await evaluate(conn, agreement, now)
-            self._track(agreement.id, await next_changes(conn, agreement, results, now))
+            timeline, maintenance = await service_inputs(conn, agreement.service_id)
+            results = evaluate(agreement, timeline, maintenance, now)
+            self._track(agreement.id, next_changes(agreement, timeline, maintenance, results, now))
         self.scheduler.start()
         return len(agreements)
 
@@ -106,9 +103,15 @@ class AvailabilityObjectives:
         else:
             self.scheduler.cancel(agreement_id)
 
-    async def check(self, uow: UnitOfWork, agreement: Agreement, now: datetime) -> None:
-        """Publish the breach of any objective that has become impossible; set the next timer after commit."""
-        results = await evaluate(uow.conn, agreement, now)
+    async def check(self, uow: UnitOfWork, agreement: Agreement, now: datetime,
+                    inputs: tuple[StatusTimeline, list] | None = None) -> None:
+        """Publish the breach of any objective that has become impossible; set the next timer after commit.
+
+        `inputs` are the service's timeline and maintenance when the caller has already read them."""
+        if not agreement.objectives:
+            return
+        timeline, maintenance = inputs or await service_inputs(uow.conn, agreement.service_id)
+        results = evaluate(agreement, timeline, maintenance, now)
         for objective, result in results:
             if result.status != "breached" or result.breached_at is None:
                 continue
@@ -126,7 +129,7 @@ class AvailabilityObjectives:
                     window_end=result.window_end, actual=result.actual_percent, reason=reason,
                     breached_at=result.breached_at), key=agreement.id, time=result.breached_at)
         await self._publish_burn_changes(uow, agreement, results, now)
-        due = await next_changes(uow.conn, agreement, results, now)
+        due = next_changes(agreement, timeline, maintenance, results, now)
         uow.after_commit(lambda: self._track(agreement.id, due))
 
     async def _publish_burn_changes(self, uow: UnitOfWork, agreement: Agreement, results, now: datetime) -> None:
@@ -154,8 +157,11 @@ class AvailabilityObjectives:
         await repository.add_service_status(uow.conn, event_id=envelope.id, service_id=data.service_id,
                                             status=data.status, observed_at=data.observed_at)
         now = datetime.now(UTC)
-        for agreement in await repository.agreements_for_service(uow.conn, data.service_id):
-            await self.check(uow, agreement, now)
+        agreements = [a for a in await repository.agreements_for_service(uow.conn, data.service_id) if a.objectives]
+        if agreements:
+            inputs = await service_inputs(uow.conn, data.service_id)  # read once for every agreement of the service
+            for agreement in agreements:
+                await self.check(uow, agreement, now, inputs)
 
     async def fire(self, agreement_ids: list[str]) -> None:
         async with self._uow_factory() as uow:

@@ -56,25 +56,32 @@ async def _open_review(uow: UnitOfWork, first: BreachRef) -> str:
     return review_id
 
 
+async def _with_breaches(conn, rows) -> list[dict]:
+    """Review rows as dicts, each with its breaches (one query for all of them)."""
+    ids = [r.id for r in rows]
+    found: dict[str, list[dict]] = {review_id: [] for review_id in ids}
+    if ids:
+        stmt = (sa.select(review_breaches).where(review_breaches.c.review_id.in_(ids))
+                .order_by(review_breaches.c.breached_at, review_breaches.c.ref_id))
+        for breach in (await conn.execute(stmt)).all():
+            found[breach.review_id].append(dict(breach._mapping))
+    return [{**r._mapping, "breaches": found[r.id]} for r in rows]
+
+
 async def get_review(conn, review_id: str, *, for_update: bool = False) -> dict | None:
     stmt = sa.select(reviews).where(reviews.c.id == review_id)
     row = (await conn.execute(stmt.with_for_update() if for_update else stmt)).first()
-    if row is None:
-        return None
-    found = (await conn.execute(sa.select(review_breaches).where(review_breaches.c.review_id == review_id)
-                                .order_by(review_breaches.c.breached_at, review_breaches.c.ref_id))).all()
-    return {**row._mapping, "breaches": [dict(b._mapping) for b in found]}
+    return (await _with_breaches(conn, [row]))[0] if row is not None else None
 
 
 async def list_reviews(conn, *, agreement_id: str | None, status: str | None, after_seq: int | None, limit: int):
-    stmt = sa.select(reviews.c.id)
+    stmt = sa.select(reviews)
     if agreement_id:
         stmt = stmt.where(reviews.c.agreement_id == agreement_id)
     if status:
         stmt = stmt.where(reviews.c.status == status)
-    rows, last = await keyset_page(conn, stmt.add_columns(reviews.c.created_seq), reviews.c.created_seq,
-                                   after=after_seq, limit=limit)
-    return [await get_review(conn, r.id) for r in rows], last
+    rows, last = await keyset_page(conn, stmt, reviews.c.created_seq, after=after_seq, limit=limit)
+    return await _with_breaches(conn, rows), last
 
 
 async def update_review(uow: UnitOfWork, review: dict, *, status: str | None, root_cause: str | None,

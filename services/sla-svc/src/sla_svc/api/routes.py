@@ -123,8 +123,11 @@ async def agreement_compliance(agreement_id: str, runtime: RuntimeDep):
         if agreement is None:
             raise NotFound("agreement", agreement_id)
         counts = {(r.metric, r.priority): r for r in await repository.compliance_counts(conn, agreement_id)}
-        objectives = [_objective_read(o, r)
-                      for o, r in await availability.evaluate(conn, agreement, datetime.now(UTC))]
+        objectives = []
+        if agreement.objectives:
+            timeline, maintenance = await availability.service_inputs(conn, agreement.service_id)
+            objectives = [_objective_read(o, r)
+                          for o, r in availability.evaluate(agreement, timeline, maintenance, datetime.now(UTC))]
     targets = []
     for target in agreement.targets:
         row = counts.get((target.metric, target.priority))
