@@ -30,6 +30,8 @@ async def run(clocks: int = CLOCKS) -> dict:
             service_id = f"bench-{uuid.uuid4().hex[:6]}"
             (await client.post(stack.url("sla-svc") + "/v1/agreements", json={
                 "name": "bench", "service_id": service_id, "warning_thresholds": [0.5],
+                # the incidents are back-dated by the target: the agreement must be in force by then
+                "effective_from": (datetime.now(UTC) - timedelta(days=1)).isoformat(),
                 "targets": [{"metric": "resolution", "priority": 1, "within": "PT1M"}]})).raise_for_status()
             (await client.post(stack.url("notify-svc") + "/v1/subscriptions", json={
                 "channel": "webhook", "target": receiver.url, "event_types": ["itsm.sla.breached"],

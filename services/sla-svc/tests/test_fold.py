@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sla_svc.domain.calendar import TwentyFourSeven
-from sla_svc.domain.fold import ClockSpec, Fact, Stage, fold
+from sla_svc.domain.fold import ClockSpec, ClockState, Fact, Stage, advance, ever_targeted, fold
 
 CAL = TwentyFourSeven()
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -171,3 +171,18 @@ def test_elapsed_never_exceeds_wall_time_and_every_timeline_instant_is_in_order(
     instants = [e.at for e in clock.timeline]
     assert instants == sorted(instants)
     assert len({e.key for e in clock.timeline}) == len(clock.timeline), "timeline keys are unique"
+
+
+@settings(max_examples=200, deadline=None)
+@given(incident_histories(), st.floats(0, 20), st.floats(0, 20))
+def test_a_saved_state_advanced_by_a_timer_equals_folding_again(facts, later, saved_at):
+    """What a timer does (load the saved state, move it on) gives the state the facts give at that instant."""
+    t1 = max(f.at for f in facts) + timedelta(hours=saved_at)
+    t2 = t1 + timedelta(hours=later)
+    saved = ClockState.from_dict(fold(RESOLUTION, CAL, facts, now=t1).to_dict())
+    assert advance(RESOLUTION, CAL, saved, t2) == fold(RESOLUTION, CAL, facts, now=t2)
+
+
+def test_an_incident_whose_priorities_never_had_a_target_gets_no_clock():
+    assert not ever_targeted(RESPONSE, [opened(priority=2), priority("p", 1, 3)])
+    assert ever_targeted(RESPONSE, [opened(priority=2), priority("p", 1, 1)])

@@ -1,4 +1,4 @@
-"""sla-svc on real PostgreSQL and Kafka, fed by a real incident-svc over Kafka (both in this process)."""
+"""sla-svc on real PostgreSQL and Kafka, fed by a real incident-svc over Kafka (fixtures in conftest.py)."""
 
 import asyncio
 import csv
@@ -7,53 +7,15 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import pytest
 import sqlalchemy as sa
 
-from incident_svc.main import create_app as create_incident_app
-from incident_svc.settings import Settings as IncidentSettings
 from itsm_events import new_event, schemas, to_kafka, topics
 from itsm_runtime.testing import eventually, read_topic, running_app
 from sla_svc.db.tables import platform
 from sla_svc.main import create_app as create_sla_app
 from sla_svc.reports import period_of
 from sla_svc.settings import Settings as SlaSettings
-
-
-@pytest.fixture(scope="module")
-async def sla_app(service_settings):
-    return create_sla_app(service_settings(SlaSettings, db_schema=f"sla_{uuid.uuid4().hex[:6]}"))
-
-
-@pytest.fixture(scope="module")
-async def sla(sla_app):
-    async with running_app(sla_app) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-async def incidents(service_settings, sla):
-    app = create_incident_app(service_settings(IncidentSettings, db_schema=f"incident_{uuid.uuid4().hex[:6]}"))
-    async with running_app(app) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def producer(kafka_producer):
-    return kafka_producer
-
-
-async def make_agreement(sla, *, within="PT2S", metric="resolution", priority=1, **extra) -> dict:
-    service_id = extra.pop("service_id", f"svc-{uuid.uuid4().hex[:8]}")
-    body = {"name": "Gold", "service_id": service_id,
-            "targets": [{"metric": metric, "priority": priority, "within": within}], **extra}
-    response = await sla.post("/v1/agreements", json=body)
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-async def clocks_of(sla, incident_id: str) -> list[dict]:
-    return (await sla.get("/v1/clocks", params={"incident_id": incident_id})).json()["items"]
+from sla_testing import clocks_of, make_agreement
 
 
 async def test_agreement_round_trip_keeps_iso_durations(sla):

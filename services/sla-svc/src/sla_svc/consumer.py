@@ -3,15 +3,18 @@
 from itsm_events.bus import Handler
 
 from .availability import AvailabilityObjectives
-from .handlers import IncidentEventHandlers
+from .handlers import Clocks
 
 
-def subscriptions(incidents: IncidentEventHandlers, objectives: AvailabilityObjectives) -> dict[str, Handler]:
+def subscriptions(clocks: Clocks, objectives: AvailabilityObjectives) -> dict[str, Handler]:
     return {
-        # start a response and/or resolution clock for each agreement covering the incident
-        "itsm.incident.opened": incidents.on_incident_opened,
-        # stop (responded, resolved), pause and resume clocks
-        "itsm.incident.status_changed": incidents.on_status_changed,
+        # each is stored as a fact of the incident, whose clocks are then folded again:
+        # opening starts a response and/or resolution clock for each agreement covering the incident,
+        "itsm.incident.opened": clocks.on_incident_opened,
+        # statuses stop (responded, resolved), pause, resume and reopen them,
+        "itsm.incident.status_changed": clocks.on_status_changed,
+        # and a priority change moves them to the new priority's target
+        "itsm.incident.priority_changed": clocks.on_priority_changed,
         # the whole service's availability, for availability objectives and their error budgets
         "itsm.cmdb.service_availability_changed": objectives.on_service_availability_changed,
     }

@@ -1,5 +1,11 @@
-"""Use cases of sla-svc: agreements, clocks driven by incident events, and durable timers."""
+"""Use cases of sla-svc: agreements, and clocks folded from incident events and moved on by durable timers.
 
+Every incident event is stored as a fact, then the incident's clocks are folded again from all of
+its facts (domain/fold.py), so late, repeated and out-of-order events give the same clocks. A timer
+moves a clock's saved state on to now, which is the same as folding again (proved in test_fold.py).
+"""
+
+import dataclasses
 import logging
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -11,41 +17,111 @@ from itsm_runtime.scheduler import Scheduler
 from .db import repository
 from .domain.agreement import Agreement
 from .domain.calendar import BUILT_IN, Calendar
-from .domain.clock import Breached, Clock, Stage, Stopped, Warned, target_reached
+from .domain.clock import Clock
+from .domain.fold import Entry, Fact, advance, ever_targeted, fold, sort_facts
 from .reviews import BreachRef, record_breaches
-
 
 log = logging.getLogger("sla_svc.timers")
 RETRY_LOCKED = timedelta(milliseconds=200)
 RETRY_FAILED = timedelta(seconds=1)
+CLOCK_IDS = uuid.UUID("5b1a0c3e-7d4f-4c7e-9a59-2f0e6b1c8d21")  # namespace: a replay gives every clock its id
 
 
-def calendar_of(clock_or_agreement) -> Calendar:
-    return BUILT_IN[clock_or_agreement.calendar_id]
+def clock_id(agreement_id: str, incident_id: str, metric: str) -> str:
+    return str(uuid.uuid5(CLOCK_IDS, f"{agreement_id}/{incident_id}/{metric}"))
 
 
-class ClockTimers:
-    """Wakes each clock at its next warning or deadline; the due times themselves are in the database."""
+class BuiltInCalendars:
+    """The calendars clocks count on: only the built-in ones here."""
 
-    def __init__(self, uow_factory, *, concurrency: int = 8, batch_size: int = 500):
+    async def version_at(self, conn, calendar_id: str, at: datetime) -> int:
+        return 1
+
+    async def get(self, conn, calendar_id: str, version: int) -> Calendar:
+        return BUILT_IN[calendar_id]
+
+
+class Clocks:
+    """Folds an incident's clocks when its events arrive, and wakes each clock at its next warning or deadline."""
+
+    def __init__(self, uow_factory, calendars=None, *, concurrency: int = 8, batch_size: int = 500):
         self._uow_factory = uow_factory
+        self.calendars = calendars or BuiltInCalendars()
         self.scheduler = Scheduler(self.fire, name="sla-clocks", concurrency=concurrency, batch_size=batch_size)
 
     async def start(self, conn) -> int:
         """Load every pending timer (those that fell due while we were down fire at once)."""
         due = await repository.due_clocks(conn)
-        for clock_id, at in due:
-            self.scheduler.schedule(clock_id, at)
+        for id_, at in due:
+            self.scheduler.schedule(id_, at)
         self.scheduler.start()
         return len(due)
 
-    def track(self, clock: Clock) -> None:
-        """Schedule (or drop) the clock's timer; call after the clock's state is committed."""
-        due = clock.next_due(calendar_of(clock))
-        if due is None:
-            self.scheduler.cancel(clock.id)
-        else:
-            self.scheduler.schedule(clock.id, due)
+    def track(self, clocks: list[Clock]) -> None:
+        """Schedule (or drop) each clock's timer; call after its state is committed."""
+        for clock in clocks:
+            if clock.state.next_due is None:
+                self.scheduler.cancel(clock.id)
+            else:
+                self.scheduler.schedule(clock.id, clock.state.next_due)
+
+    # incident events ---------------------------------------------------------------------
+
+    async def on_incident_opened(self, envelope: Envelope, data: schemas.IncidentOpened, uow: UnitOfWork) -> None:
+        await self.record(uow, data.incident_id, Fact(
+            event_id=envelope.id, kind="opened", at=data.opened_at.astimezone(UTC), priority=data.priority,
+            status=data.status, service_id=data.service_id, customer_id=data.customer_id))
+
+    async def on_status_changed(self, envelope: Envelope, data: schemas.IncidentStatusChanged,
+                                uow: UnitOfWork) -> None:
+        await self.record(uow, data.incident_id, Fact(
+            event_id=envelope.id, kind="status", at=data.changed_at.astimezone(UTC), status=data.to_status,
+            from_status=data.from_status))
+
+    async def on_priority_changed(self, envelope: Envelope, data: schemas.IncidentPriorityChanged,
+                                  uow: UnitOfWork) -> None:
+        await self.record(uow, data.incident_id, Fact(
+            event_id=envelope.id, kind="priority", at=data.changed_at.astimezone(UTC), priority=data.to_priority))
+
+    async def record(self, uow: UnitOfWork, incident_id: str, fact: Fact) -> None:
+        await repository.lock_incident(uow.conn, incident_id)
+        if await repository.add_fact(uow.conn, incident_id, fact):
+            changed = await self.recompute(uow, incident_id, datetime.now(UTC))
+            uow.after_commit(lambda: self.track(changed))
+
+    async def recompute(self, uow: UnitOfWork, incident_id: str, now: datetime, *, emit: bool = True) -> list[Clock]:
+        """Fold every clock of the incident again from its facts; publish what is new; return the clocks."""
+        facts = sort_facts(await repository.facts_of(uow.conn, incident_id))
+        opened = next((f for f in facts if f.kind == "opened"), None)
+        if opened is None:  # its other events came first: the clocks start when the opening arrives
+            return []
+        known = {(c.agreement_id, c.metric): c
+                 for c in await repository.clocks_of_incident(uow.conn, incident_id, for_update=True)}
+        changed, breaches = [], []
+        for agreement in await repository.agreements_for_service(uow.conn, opened.service_id):
+            if not agreement.covers(service_id=opened.service_id, customer_id=opened.customer_id,
+                                    opened_at=opened.at):
+                continue
+            for spec in agreement.clock_specs():
+                clock = known.get((agreement.id, spec.metric))
+                if clock is None and not ever_targeted(spec, facts):
+                    continue
+                version = clock.calendar_version if clock else await self.calendars.version_at(
+                    uow.conn, agreement.calendar_id, opened.at)
+                state = fold(spec, await self.calendars.get(uow.conn, agreement.calendar_id, version), facts, now)
+                if clock is None:
+                    clock = Clock(id=clock_id(agreement.id, incident_id, spec.metric), agreement_id=agreement.id,
+                                  incident_id=incident_id, service_id=opened.service_id,
+                                  customer_id=opened.customer_id, metric=spec.metric,
+                                  calendar_id=agreement.calendar_id, calendar_version=version, state=state)
+                clock.state = state
+                breaches += publish(uow, clock, now, emit=emit)
+                changed.append(clock)
+        await repository.upsert_clocks(uow.conn, changed)
+        await record_breaches(uow, breaches)
+        return changed
+
+    # timers ------------------------------------------------------------------------------
 
     async def fire(self, clock_ids: list[str]) -> None:
         """Record the warnings and breaches now due on these clocks, in one transaction.
@@ -59,112 +135,82 @@ class ClockTimers:
             if len(clock_ids) == 1 or is_transient(exc):
                 raise  # the scheduler retries the whole batch a second later
             log.exception("a batch of %d clock timers failed; firing them one by one", len(clock_ids))
-            for clock_id in clock_ids:
+            for id_ in clock_ids:
                 try:
-                    await self._fire_batch([clock_id])
+                    await self._fire_batch([id_])
                 except Exception:
-                    log.exception("clock timer %s failed; retrying in a second", clock_id)
-                    self.scheduler.schedule(clock_id, datetime.now(UTC) + RETRY_FAILED)
+                    log.exception("clock timer %s failed; retrying in a second", id_)
+                    self.scheduler.schedule(id_, datetime.now(UTC) + RETRY_FAILED)
 
     async def _fire_batch(self, clock_ids: list[str]) -> None:
         async with self._uow_factory() as uow:
             clocks = await repository.get_clocks(uow.conn, clock_ids, lock="skip_locked")
             now = datetime.now(UTC)
-            breaches = []
-            for clock in clocks:
-                clock.fire(calendar_of(clock), now)
-                breaches += publish(uow, clock)
-            await record_breaches(uow, breaches)
-            await repository.save_clocks(uow.conn, clocks)
+            await self.advance(uow, clocks, now)
             skipped = set(clock_ids) - {c.id for c in clocks}
-            uow.after_commit(lambda: [self.track(c) for c in clocks])
+            uow.after_commit(lambda: self.track(clocks))
             await uow.commit()
-        for clock_id in skipped:  # locked by an event handler right now: look again shortly
-            self.scheduler.schedule(clock_id, now + RETRY_LOCKED)
+        for id_ in skipped:  # locked by an event handler right now: look again shortly
+            self.scheduler.schedule(id_, now + RETRY_LOCKED)
+
+    async def advance(self, uow: UnitOfWork, clocks: list[Clock], now: datetime, *, emit: bool = True) -> None:
+        """Move saved clocks on to `now`, publish what fell due, and save them."""
+        agreements = await repository.get_agreements(uow.conn, {c.agreement_id for c in clocks})
+        specs = {(a.id, s.metric): s for a in agreements.values() for s in a.clock_specs()}
+        breaches = []
+        for clock in clocks:
+            calendar = await self.calendars.get(uow.conn, clock.calendar_id, clock.calendar_version)
+            advance(specs[clock.agreement_id, clock.metric], calendar, clock.state, now)
+            breaches += publish(uow, clock, now, emit=emit)
+        await record_breaches(uow, breaches)
+        await repository.save_clocks(uow.conn, clocks)
 
 
-def publish(uow: UnitOfWork, clock: Clock) -> list[BreachRef]:
-    """Map what happened to the clock to public events, each stamped with its own instant; return its breaches."""
-    breaches = []
+def _event_of(clock: Clock, entry: Entry) -> schemas.EventData | None:
+    """The public event for a timeline entry; pauses and resumptions are on the timeline only."""
     ref = {"clock_id": clock.id, "agreement_id": clock.agreement_id, "incident_id": clock.incident_id,
            "service_id": clock.service_id, "customer_id": clock.customer_id, "metric": clock.metric,
-           "priority": clock.priority, "deadline": clock.deadline}
-    for event in clock.events:
-        match event:
-            case Warned(threshold=threshold, at=at):
-                data = schemas.SlaWarning(**ref, threshold=threshold, warned_at=at)
-            case Breached(at=at):
-                data = schemas.SlaBreached(**ref, breached_at=at)
-                breaches.append(BreachRef(agreement_id=clock.agreement_id, service_id=clock.service_id, kind="clock",
-                                          ref_id=clock.id, incident_id=clock.incident_id, breached_at=at))
-            case Stopped(met=met, at=at, elapsed_seconds=elapsed):
-                data = schemas.ClockStopped(**ref, met=met, stopped_at=at, elapsed_seconds=elapsed)
-            case _:
-                raise TypeError(f"no public event for {event!r}")
-        uow.emit(data, key=clock.incident_id, subject=clock.id, time=event.at)
-    clock.events.clear()
+           "priority": entry.details.get("priority", clock.priority),
+           "deadline": clock.deadline or clock.started_at}
+    details = entry.details
+    match entry.kind:
+        case "started":
+            return schemas.ClockStarted(**ref, started_at=entry.at)
+        case "warning":
+            return schemas.SlaWarning(**ref, threshold=details["threshold"], warned_at=entry.at)
+        case "breached":
+            return schemas.SlaBreached(**ref, breached_at=entry.at)
+        case "stopped":
+            return schemas.ClockStopped(**ref, met=details["met"], stopped_at=entry.at,
+                                        elapsed_seconds=details["elapsed_seconds"])
+        case "retargeted" if details["target_seconds"] is not None:
+            return schemas.ClockRetargeted(**{**ref, "priority": details["to_priority"]},
+                                           from_priority=details["from_priority"],
+                                           target_seconds=details["target_seconds"], retargeted_at=entry.at)
+    return None
+
+
+def publish(uow: UnitOfWork, clock: Clock, now: datetime, *, emit: bool = True) -> list[BreachRef]:
+    """Publish each timeline entry due by `now` once, stamped with its own instant; return the new breaches."""
+    breaches = []
+    for entry in clock.state.timeline:
+        if entry.key in clock.published or entry.at > now:
+            continue
+        clock.published.add(entry.key)
+        if entry.kind == "breached":
+            breaches.append(BreachRef(agreement_id=clock.agreement_id, service_id=clock.service_id, kind="clock",
+                                      ref_id=clock.id, incident_id=clock.incident_id, breached_at=entry.at))
+        data = _event_of(clock, entry)
+        if emit and data is not None:
+            uow.emit(data, key=clock.incident_id, subject=clock.id, time=entry.at)
     return breaches
 
 
 async def create_agreement(uow: UnitOfWork, agreement: Agreement) -> Agreement:
     created_at = datetime.now(UTC)
+    agreement = dataclasses.replace(agreement, effective_from=agreement.effective_from or created_at)
     await repository.add_agreement(uow.conn, agreement, created_at=created_at)
     uow.emit(schemas.AgreementCreated(agreement_id=agreement.id, name=agreement.name,
                                       service_id=agreement.service_id, customer_id=agreement.customer_id),
              key=agreement.id, time=created_at)
     return agreement
-
-
-class IncidentEventHandlers:
-    """How incident events move clocks; consumer.py maps event types to these methods."""
-
-    def __init__(self, timers: ClockTimers):
-        self.timers = timers
-
-    async def on_incident_opened(self, envelope: Envelope, data: schemas.IncidentOpened, uow: UnitOfWork) -> None:
-        started: list[Clock] = []
-        for agreement in await repository.agreements_for_service(uow.conn, data.service_id):
-            if not agreement.covers(service_id=data.service_id, customer_id=data.customer_id):
-                continue
-            for target in agreement.targets_for(data.priority):
-                clock = Clock.start(
-                    id=str(uuid.uuid4()), agreement_id=agreement.id, incident_id=data.incident_id,
-                    service_id=data.service_id, customer_id=data.customer_id, metric=target.metric,
-                    priority=data.priority, target_seconds=target.within.total_seconds(),
-                    thresholds=agreement.warning_thresholds, calendar=calendar_of(agreement),
-                    at=data.opened_at.astimezone(UTC),
-                )
-                if await repository.add_clock(uow.conn, clock):
-                    uow.emit(schemas.ClockStarted(
-                        clock_id=clock.id, agreement_id=clock.agreement_id, incident_id=clock.incident_id,
-                        service_id=clock.service_id, customer_id=clock.customer_id, metric=clock.metric,
-                        priority=clock.priority, deadline=clock.deadline, started_at=clock.started_at,
-                    ), key=clock.incident_id, subject=clock.id, time=clock.started_at)
-                    started.append(clock)
-        uow.after_commit(lambda: [self.timers.track(c) for c in started])
-
-    async def on_status_changed(self, envelope: Envelope, data: schemas.IncidentStatusChanged,
-                                uow: UnitOfWork) -> None:
-        at = data.changed_at.astimezone(UTC)
-        changed: list[Clock] = []
-        agreements: dict[str, Agreement | None] = {}
-        for clock in await repository.clocks_of_incident(uow.conn, data.incident_id, for_update=True):
-            if clock.stage in (Stage.COMPLETED, Stage.CANCELLED):
-                continue
-            if clock.agreement_id not in agreements:
-                agreements[clock.agreement_id] = await repository.get_agreement(uow.conn, clock.agreement_id)
-            pause_on = agreements[clock.agreement_id].pause_on
-            calendar = calendar_of(clock)
-            if target_reached(clock.metric, from_status=data.from_status, to_status=data.to_status):
-                clock.stop(calendar, at)
-            elif data.to_status in pause_on:
-                clock.pause(calendar, at)
-            elif data.from_status in pause_on:
-                clock.resume(calendar, at)
-            else:
-                continue
-            await repository.save_clock(uow.conn, clock)
-            await record_breaches(uow, publish(uow, clock))
-            changed.append(clock)
-        uow.after_commit(lambda: [self.timers.track(c) for c in changed])
-

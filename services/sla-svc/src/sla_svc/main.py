@@ -14,7 +14,7 @@ from .api.routes import router
 from .availability import AvailabilityObjectives
 from .consumer import subscriptions
 from .db.tables import metadata
-from .handlers import ClockTimers, IncidentEventHandlers
+from .handlers import Clocks
 from .settings import Settings
 
 NAME = "sla-svc"
@@ -24,7 +24,7 @@ MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
 def create_app(settings: Settings | None = None, transport: Transport | None = None) -> FastAPI:
     settings = settings or Settings()
-    timers: ClockTimers | None = None
+    clocks: Clocks | None = None
 
     async def load_timers_when_caught_up(runtime: ServiceRuntime) -> None:
         # Consume the backlog first: a resolution that happened before a deadline but was published
@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None, transport: Transport | None = N
         for attempt in itertools.count(1):  # without timers no breach would ever fire: keep trying
             try:
                 async with runtime.engine.connect() as conn:
-                    loaded = await timers.start(conn)
+                    loaded = await clocks.start(conn)
                     await objectives.start(conn)
                 break
             except Exception:
@@ -56,15 +56,15 @@ def create_app(settings: Settings | None = None, transport: Transport | None = N
         if task is not None:
             task.cancel()
             await asyncio.wait([task], timeout=5)
-        await timers.scheduler.stop()
+        await clocks.scheduler.stop()
         await objectives.scheduler.stop()
 
     runtime = ServiceRuntime(name=NAME, settings=settings, metadata=metadata, migrations_dir=MIGRATIONS,
                              transport=transport, on_start=[start_timers], on_stop=[stop_timers])
-    timers = ClockTimers(runtime.uow, concurrency=settings.timer_concurrency, batch_size=settings.timer_batch_size)
+    clocks = Clocks(runtime.uow, concurrency=settings.timer_concurrency, batch_size=settings.timer_batch_size)
     objectives = AvailabilityObjectives(runtime.uow)
-    runtime.dispatcher.handlers.update(subscriptions(IncidentEventHandlers(timers), objectives))
-    runtime.state["timers"] = timers
+    runtime.dispatcher.handlers.update(subscriptions(clocks, objectives))
+    runtime.state["clocks"] = clocks
     return build_app(runtime, title="sla-svc", routers=[router],
                      description="Service level agreements, live SLA clocks, warnings and breaches.")
 

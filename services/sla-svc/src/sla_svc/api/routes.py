@@ -18,7 +18,7 @@ from ..domain.clock import Clock
 from .schemas import (
     AgreementCreate, AgreementPage, AgreementRead, BurnAlertRead, CalendarRead, ClockPage, ClockRead, ComplianceRead,
     MaintenanceWindowCreate, MaintenanceWindowPage, MaintenanceWindowRead, ObjectiveCompliance, ReviewPage, ReviewPatch,
-    ReviewRead, TargetCompliance, TargetRead,
+    ReviewRead, TargetCompliance, TargetRead, TimelineEntryRead,
 )
 
 router = APIRouter(prefix="/v1", tags=["sla"])
@@ -32,20 +32,22 @@ def _agreement_read(agreement: Agreement) -> AgreementRead:
         warning_thresholds=list(agreement.warning_thresholds), pause_on=list(agreement.pause_on),
         objectives=[{"id": o.id, "kind": o.kind, "target": o.target, "window": o.window,
                      "exclude_maintenance": o.exclude_maintenance} for o in agreement.objectives],
-        created_at=agreement.extra["created_at"],
+        effective_from=agreement.effective_from, created_at=agreement.extra["created_at"],
     )
 
 
-def _clock_read(clock: Clock, now: datetime) -> ClockRead:
-    calendar = handlers.calendar_of(clock)
+def _clock_read(clock: Clock, calendar, now: datetime) -> ClockRead:
+    remaining, percent = clock.remaining(calendar, now), clock.percent(calendar, now)
     return ClockRead(
         id=clock.id, agreement_id=clock.agreement_id, incident_id=clock.incident_id, service_id=clock.service_id,
         customer_id=clock.customer_id, metric=clock.metric, priority=clock.priority, stage=str(clock.stage),
         breached=clock.breached, started_at=clock.started_at, deadline=clock.deadline,
         breached_at=clock.breached_at, completed_at=clock.completed_at,
-        elapsed_seconds=round(clock.elapsed(calendar, now), 3),
-        remaining_seconds=round(clock.remaining(calendar, now), 3),
-        percent=round(clock.percent(calendar, now), 2), warnings_fired=clock.warnings_fired,
+        target_seconds=clock.target_seconds, elapsed_seconds=round(clock.elapsed(calendar, now), 3),
+        remaining_seconds=None if remaining is None else round(remaining, 3),
+        percent=None if percent is None else round(percent, 2), warnings_fired=clock.warnings_fired,
+        calendar_id=clock.calendar_id, calendar_version=clock.calendar_version,
+        timeline=[TimelineEntryRead(kind=e.kind, at=e.at, details=e.details) for e in clock.state.timeline],
     )
 
 
@@ -70,6 +72,7 @@ async def create_agreement(agreement_in: AgreementCreate, runtime: RuntimeDep,
             objectives=tuple(AvailabilityObjective(id=f"objective-{n}", target=o.target, window=o.window,
                                                    exclude_maintenance=o.exclude_maintenance)
                              for n, o in enumerate(agreement_in.objectives, start=1)),
+            effective_from=agreement_in.effective_from,
         )
     except InvalidAgreement as exc:
         raise Problem(422, str(exc)) from exc
@@ -111,8 +114,13 @@ async def list_clocks(runtime: RuntimeDep, incident_id: str | None = None, agree
         items, last = await repository.list_clocks(conn, incident_id=incident_id, agreement_id=agreement_id,
                                                    stage=stage, after_seq=seq_after(cursor),
                                                    limit=limit)
+        clocks = runtime.state["clocks"]
+        calendars = {(c.calendar_id, c.calendar_version): await clocks.calendars.get(conn, c.calendar_id,
+                                                                                     c.calendar_version)
+                     for c in items}
     now = datetime.now(UTC)
-    return ClockPage(items=[_clock_read(c, now) for c in items], next_cursor=cursor_after(last))
+    return ClockPage(items=[_clock_read(c, calendars[c.calendar_id, c.calendar_version], now) for c in items],
+                     next_cursor=cursor_after(last))
 
 
 @router.get("/agreements/{agreement_id}/compliance", response_model=ComplianceRead, tags=["agreements"])

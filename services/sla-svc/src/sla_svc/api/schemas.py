@@ -1,7 +1,7 @@
 from datetime import date, datetime, timedelta
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 Priority = Annotated[int, Field(ge=1, le=5)]
 
@@ -35,6 +35,8 @@ class AgreementCreate(BaseModel):
     warning_thresholds: list[float] = [0.5, 0.75, 0.9]
     pause_on: list[str] = ["on_hold"]
     objectives: list[AvailabilityObjectiveIn] = Field(default=[], max_length=20)
+    effective_from: AwareDatetime | None = Field(
+        default=None, description="covers incidents opened from this instant on (default: when it is created)")
 
 
 class TargetRead(BaseModel):
@@ -53,12 +55,19 @@ class AgreementRead(BaseModel):
     warning_thresholds: list[float]
     pause_on: list[str]
     objectives: list[dict]
+    effective_from: datetime | None
     created_at: datetime
 
 
 class AgreementPage(BaseModel):
     items: list[AgreementRead]
     next_cursor: str | None
+
+
+class TimelineEntryRead(BaseModel):
+    kind: Literal["started", "paused", "resumed", "retargeted", "warning", "breached", "stopped", "reopened"]
+    at: datetime
+    details: dict
 
 
 class ClockRead(BaseModel):
@@ -72,13 +81,17 @@ class ClockRead(BaseModel):
     stage: Literal["running", "paused", "completed", "cancelled"]
     breached: bool
     started_at: datetime
-    deadline: datetime
+    deadline: datetime | None
     breached_at: datetime | None
     completed_at: datetime | None
+    target_seconds: float | None
     elapsed_seconds: float
-    remaining_seconds: float
-    percent: float
+    remaining_seconds: float | None
+    percent: float | None
     warnings_fired: int
+    calendar_id: str
+    calendar_version: int
+    timeline: list[TimelineEntryRead]
 
 
 class ClockPage(BaseModel):

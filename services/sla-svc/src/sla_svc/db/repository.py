@@ -9,11 +9,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from itsm_runtime.pagination import keyset_page
 
 from ..domain.agreement import Agreement, AvailabilityObjective, Target
-from ..domain.calendar import BUILT_IN
-from ..domain.clock import Clock, Stage
-from .tables import agreements, burn_alerts, clocks, maintenance_windows, objective_breaches, service_status
-
-_CLOCK_FIELDS = [c.name for c in clocks.columns if c.name not in ("created_seq", "next_due_at")]
+from ..domain.clock import Clock
+from ..domain.fold import ClockState, Fact
+from .tables import (
+    agreements, burn_alerts, clocks, incident_facts, maintenance_windows, objective_breaches, service_status,
+)
 
 
 def agreement_from_row(row) -> Agreement:
@@ -24,7 +24,7 @@ def agreement_from_row(row) -> Agreement:
                       for t in row.targets),
         warning_thresholds=tuple(row.warning_thresholds), pause_on=tuple(row.pause_on),
         objectives=tuple(AvailabilityObjective(**o) for o in row.objectives),
-        extra={"created_at": row.created_at},
+        effective_from=row.effective_from, extra={"created_at": row.created_at},
     )
 
 
@@ -37,13 +37,18 @@ async def add_agreement(conn: AsyncConnection, agreement: Agreement, *, created_
         warning_thresholds=list(agreement.warning_thresholds), pause_on=list(agreement.pause_on),
         objectives=[{"id": o.id, "kind": o.kind, "target": o.target, "window": o.window,
                      "exclude_maintenance": o.exclude_maintenance} for o in agreement.objectives],
-        created_at=created_at,
+        effective_from=agreement.effective_from, created_at=created_at,
     ))
 
 
 async def get_agreement(conn: AsyncConnection, agreement_id: str) -> Agreement | None:
     row = (await conn.execute(sa.select(agreements).where(agreements.c.id == agreement_id))).first()
     return agreement_from_row(row) if row else None
+
+
+async def get_agreements(conn: AsyncConnection, agreement_ids) -> dict[str, Agreement]:
+    rows = (await conn.execute(sa.select(agreements).where(agreements.c.id.in_(list(agreement_ids))))).all()
+    return {r.id: agreement_from_row(r) for r in rows}
 
 
 async def agreements_for_service(conn: AsyncConnection, service_id: str) -> list[Agreement]:
@@ -62,38 +67,41 @@ async def list_agreements(conn: AsyncConnection, *, service_id: str | None, afte
 
 
 def clock_from_row(row) -> Clock:
-    values = {name: getattr(row, name) for name in _CLOCK_FIELDS}
-    values["stage"] = Stage(values["stage"])
-    values["thresholds"] = tuple(values["thresholds"])
-    return Clock(**values)
+    return Clock(id=row.id, agreement_id=row.agreement_id, incident_id=row.incident_id, service_id=row.service_id,
+                 customer_id=row.customer_id, metric=row.metric, calendar_id=row.calendar_id,
+                 calendar_version=row.calendar_version, state=ClockState.from_dict(row.state),
+                 published=set(row.published))
 
 
 def _clock_row(clock: Clock) -> dict:
-    row = {name: getattr(clock, name) for name in _CLOCK_FIELDS}
-    row["stage"] = str(clock.stage)
-    row["thresholds"] = list(clock.thresholds)
-    row["next_due_at"] = clock.next_due(BUILT_IN[clock.calendar_id])
-    return row
+    state = clock.state
+    return {"id": clock.id, "agreement_id": clock.agreement_id, "incident_id": clock.incident_id,
+            "service_id": clock.service_id, "customer_id": clock.customer_id, "metric": clock.metric,
+            "calendar_id": clock.calendar_id, "calendar_version": clock.calendar_version,
+            "priority": state.priority, "target_seconds": state.target_seconds, "stage": str(state.stage),
+            "started_at": state.started_at, "deadline": state.deadline, "warnings_fired": len(state.warned),
+            "breached": state.breached, "breached_at": state.breached_at, "completed_at": state.completed_at,
+            "next_due_at": state.next_due, "state": state.to_dict(), "published": sorted(clock.published)}
 
 
-async def add_clock(conn: AsyncConnection, clock: Clock) -> bool:
-    """Insert a clock unless its (agreement, incident, metric) already has one."""
-    stmt = insert(clocks).values(**_clock_row(clock)).on_conflict_do_nothing().returning(clocks.c.id)
-    return (await conn.execute(stmt)).first() is not None
-
-
-async def save_clock(conn: AsyncConnection, clock: Clock) -> None:
-    await conn.execute(clocks.update().where(clocks.c.id == clock.id).values(**_clock_row(clock)))
-
-
-_MUTABLE = ["stage", "deadline", "accumulated_seconds", "running_since", "warnings_fired", "breached", "breached_at",
-            "completed_at", "next_due_at"]
+_MUTABLE = ["priority", "target_seconds", "stage", "deadline", "warnings_fired", "breached", "breached_at",
+            "completed_at", "next_due_at", "state", "published"]
 _SAVE_MANY = clocks.update().where(clocks.c.id == sa.bindparam("clock_id")).values(
     {name: sa.bindparam(f"new_{name}") for name in _MUTABLE})
 
 
+async def upsert_clocks(conn: AsyncConnection, many: list[Clock]) -> None:
+    """Insert new clocks and save the state of known ones."""
+    if not many:
+        return
+    stmt = insert(clocks)
+    await conn.execute(stmt.on_conflict_do_update(index_elements=["id"],
+                                                  set_={name: stmt.excluded[name] for name in _MUTABLE}),
+                       [_clock_row(c) for c in many])
+
+
 async def save_clocks(conn: AsyncConnection, many: list[Clock]) -> None:
-    """Save the changing state of many clocks in one executemany."""
+    """Save the changing state of many known clocks in one executemany."""
     if not many:
         return
     rows = []
@@ -116,6 +124,33 @@ async def clocks_of_incident(conn: AsyncConnection, incident_id: str, *, for_upd
     if for_update:
         stmt = stmt.with_for_update()
     return [clock_from_row(r) for r in (await conn.execute(stmt)).all()]
+
+
+# incident facts ----------------------------------------------------------------------------------
+
+
+async def lock_incident(conn: AsyncConnection, incident_id: str) -> None:
+    """Serialise the handlers of one incident until commit (facts arrive in any order)."""
+    await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(incident_id, 0))))
+
+
+async def add_fact(conn: AsyncConnection, incident_id: str, fact: Fact) -> bool:
+    """Store an incident event as a fact; False when it was already stored."""
+    stmt = insert(incident_facts).values(
+        event_id=fact.event_id, incident_id=incident_id, kind=fact.kind, at=fact.at, priority=fact.priority,
+        status=fact.status, from_status=fact.from_status, service_id=fact.service_id or "",
+        customer_id=fact.customer_id).on_conflict_do_nothing().returning(incident_facts.c.event_id)
+    return (await conn.execute(stmt)).first() is not None
+
+
+def _fact(row) -> Fact:
+    return Fact(event_id=row.event_id, kind=row.kind, at=row.at, priority=row.priority, status=row.status,
+                from_status=row.from_status, service_id=row.service_id or None, customer_id=row.customer_id)
+
+
+async def facts_of(conn: AsyncConnection, incident_id: str) -> list[Fact]:
+    rows = await conn.execute(sa.select(incident_facts).where(incident_facts.c.incident_id == incident_id))
+    return [_fact(r) for r in rows]
 
 
 async def list_clocks(conn: AsyncConnection, *, incident_id: str | None, agreement_id: str | None,

@@ -19,10 +19,12 @@ agreements = sa.Table(
     sa.Column("warning_thresholds", JSONB, nullable=False),
     sa.Column("pause_on", JSONB, nullable=False),
     sa.Column("objectives", JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
+    sa.Column("effective_from", sa.DateTime(timezone=True)),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("created_seq", sa.BigInteger, sa.Identity(), nullable=False, unique=True),
 )
 
+# a clock per (agreement, incident, metric): its fold state, plus the columns lists and timers query
 clocks = sa.Table(
     "clocks", metadata,
     sa.Column("id", sa.Text, primary_key=True),
@@ -32,22 +34,36 @@ clocks = sa.Table(
     sa.Column("customer_id", sa.Text),
     sa.Column("metric", sa.Text, nullable=False),
     sa.Column("priority", sa.SmallInteger, nullable=False),
-    sa.Column("target_seconds", sa.Float, nullable=False),
-    sa.Column("thresholds", JSONB, nullable=False),
+    sa.Column("target_seconds", sa.Float),
     sa.Column("calendar_id", sa.Text, nullable=False),
+    sa.Column("calendar_version", sa.Integer, nullable=False, server_default="1"),
     sa.Column("stage", sa.Text, nullable=False),
     sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("deadline", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("accumulated_seconds", sa.Float, nullable=False),
-    sa.Column("running_since", sa.DateTime(timezone=True)),
+    sa.Column("deadline", sa.DateTime(timezone=True)),
     sa.Column("warnings_fired", sa.SmallInteger, nullable=False),
     sa.Column("breached", sa.Boolean, nullable=False),
     sa.Column("breached_at", sa.DateTime(timezone=True)),
     sa.Column("completed_at", sa.DateTime(timezone=True)),
     sa.Column("next_due_at", sa.DateTime(timezone=True)),
+    sa.Column("state", JSONB, nullable=False),  # fold.ClockState.to_dict(), timeline included
+    sa.Column("published", JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),  # timeline keys
     sa.Column("created_seq", sa.BigInteger, sa.Identity(), nullable=False, unique=True),
     sa.UniqueConstraint("agreement_id", "incident_id", "metric", name="uq_clock_per_target"),
     sa.Index("ix_clocks_due", "next_due_at", postgresql_where=sa.text("next_due_at IS NOT NULL")),
+)
+
+# what the clocks are folded from: every incident event consumed, by event id (a redelivery counts once)
+incident_facts = sa.Table(
+    "incident_facts", metadata,
+    sa.Column("event_id", sa.Text, primary_key=True),
+    sa.Column("incident_id", sa.Text, nullable=False, index=True),
+    sa.Column("kind", sa.Text, nullable=False),  # opened | status | priority
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("priority", sa.SmallInteger),
+    sa.Column("status", sa.Text),
+    sa.Column("from_status", sa.Text),
+    sa.Column("service_id", sa.Text, nullable=False),
+    sa.Column("customer_id", sa.Text),
 )
 
 # the availability of every service an agreement names, as consumed from itsm.cmdb.service_availability_changed

@@ -1,9 +1,10 @@
 """Service level agreements: which incidents they cover and the targets they set."""
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
+from .fold import ClockSpec
 from .objectives import InvalidObjective, parse_window
 
 Metric = Literal["response", "resolution"]
@@ -45,6 +46,7 @@ class Agreement:
     warning_thresholds: tuple[float, ...] = DEFAULT_WARNING_THRESHOLDS
     pause_on: tuple[str, ...] = DEFAULT_PAUSE_ON
     objectives: tuple[AvailabilityObjective, ...] = ()
+    effective_from: datetime | None = None  # covers incidents opened from then on (event time); None: always
     extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
@@ -72,11 +74,19 @@ class Agreement:
         if "resolved" in self.pause_on or "closed" in self.pause_on or "new" in self.pause_on:
             raise InvalidAgreement("only in_progress-like statuses such as on_hold can pause a clock")
 
-    def covers(self, *, service_id: str, customer_id: str | None) -> bool:
-        """An agreement covers its service, and only its customer when it names one."""
+    def covers(self, *, service_id: str, customer_id: str | None, opened_at: datetime | None = None) -> bool:
+        """An agreement covers its service, only its customer when it names one, and incidents opened while
+        it is in force: a function of event time only, so a replay of the events starts the same clocks."""
         if service_id != self.service_id:
+            return False
+        if opened_at is not None and self.effective_from is not None and opened_at < self.effective_from:
             return False
         return self.customer_id is None or self.customer_id == customer_id
 
-    def targets_for(self, priority: int) -> list[Target]:
-        return [t for t in self.targets if t.priority == priority]
+    def clock_specs(self) -> list[ClockSpec]:
+        """One clock per metric the agreement sets a target for, with the target of each priority."""
+        metrics = dict.fromkeys(t.metric for t in self.targets)
+        return [ClockSpec(metric=metric,
+                          targets={t.priority: t.within.total_seconds() for t in self.targets if t.metric == metric},
+                          thresholds=self.warning_thresholds, pause_on=self.pause_on)
+                for metric in metrics]

@@ -1,10 +1,13 @@
-"""The SLA clock as a deterministic fold over an incident's events (issue 3; not yet wired into the service).
+"""The SLA clock as a deterministic fold over an incident's events.
 
 A clock's whole state (elapsed working time, pauses, re-targets, warnings, breach, stops and
 reopenings) is computed by `fold` from the incident's facts sorted by event time, evaluated at
-an instant `now`. Facts may arrive late, twice or out of order: the fold sorts and de-duplicates
-them, so the result depends only on the facts and `now`, never on arrival order. Rebuilding the
-state from the event log therefore gives the same clocks.
+an instant `now`; `advance` moves a saved state on to a later instant without the facts (what a
+timer does), and gives the same state as folding again.
+
+Facts may arrive late, twice or out of order: the fold sorts and de-duplicates them, so the
+result depends only on the facts and `now`, never on arrival order. Rebuilding the state from
+the event log therefore gives the same clocks.
 
 Elapsed time is kept as `accumulated` (working seconds before the current running segment)
 plus `running_since`, so it is exact on any calendar and paused time never counts, also across
@@ -32,6 +35,8 @@ class Fact:
     priority: int | None = None  # opened, priority
     status: str | None = None  # opened: initial status; status: the new status
     from_status: str | None = None  # status
+    service_id: str | None = None  # opened
+    customer_id: str | None = None  # opened
 
     @property
     def order(self) -> tuple:
@@ -76,6 +81,37 @@ class ClockState:
     warned: tuple[float, ...] = ()
     timeline: list[Entry] = field(default_factory=list)
     next_due: datetime | None = None
+    status: str = "new"  # the incident's status as of the last fact
+    counts: dict[str, int] = field(default_factory=dict)  # timeline entries per kind, for their keys
+
+    def to_dict(self) -> dict:
+        """JSON-ready, for saving; `from_dict` reads it back."""
+        iso = _iso
+        return {
+            "metric": self.metric, "priority": self.priority, "target_seconds": self.target_seconds,
+            "started_at": iso(self.started_at), "stage": str(self.stage), "accumulated": self.accumulated,
+            "running_since": iso(self.running_since), "paused": self.paused, "stopped": self.stopped,
+            "breached_at": iso(self.breached_at), "completed_at": iso(self.completed_at),
+            "last_change_at": iso(self.last_change_at), "deadline": iso(self.deadline), "warned": list(self.warned),
+            "next_due": iso(self.next_due), "status": self.status, "counts": dict(self.counts),
+            "timeline": [{"kind": e.kind, "at": iso(e.at), "key": e.key, "details": e.details}
+                         for e in self.timeline],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "ClockState":
+        when = _when
+        return cls(
+            metric=data["metric"], priority=data["priority"], target_seconds=data["target_seconds"],
+            started_at=when(data["started_at"]), stage=Stage(data["stage"]), accumulated=data["accumulated"],
+            running_since=when(data["running_since"]), paused=data["paused"], stopped=data["stopped"],
+            breached_at=when(data["breached_at"]), completed_at=when(data["completed_at"]),
+            last_change_at=when(data["last_change_at"]), deadline=when(data["deadline"]),
+            warned=tuple(data["warned"]), next_due=when(data["next_due"]), status=data["status"],
+            counts=dict(data["counts"]),
+            timeline=[Entry(kind=e["kind"], at=when(e["at"]), key=e["key"], details=e["details"])
+                      for e in data["timeline"]],
+        )
 
     @property
     def breached(self) -> bool:
@@ -87,21 +123,40 @@ class ClockState:
         return self.accumulated
 
 
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at is not None else None
+
+
+def _when(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text is not None else None
+
+
 class _Folder:
-    def __init__(self, spec: ClockSpec, calendar: Calendar, opened: Fact):
-        self.spec, self.calendar = spec, calendar
-        self.counts: dict[str, int] = {}
-        self.s = ClockState(metric=spec.metric, priority=opened.priority, started_at=opened.at,
-                            target_seconds=spec.targets.get(opened.priority), running_since=opened.at,
-                            last_change_at=opened.at)
-        self.status = opened.status or "new"
-        self._log("started", opened.at, priority=opened.priority, target_seconds=self.s.target_seconds)
-        if self.status in spec.pause_on:
-            self._pause(opened.at)
+    def __init__(self, spec: ClockSpec, calendar: Calendar, state: ClockState):
+        self.spec, self.calendar, self.s = spec, calendar, state
+
+    @classmethod
+    def opening(cls, spec: ClockSpec, calendar: Calendar, opened: Fact) -> "_Folder":
+        folder = cls(spec, calendar, ClockState(
+            metric=spec.metric, priority=opened.priority, started_at=opened.at,
+            target_seconds=spec.targets.get(opened.priority), running_since=opened.at, last_change_at=opened.at,
+            status=opened.status or "new"))
+        folder._log("started", opened.at, priority=opened.priority, target_seconds=folder.s.target_seconds)
+        if folder.status in spec.pause_on:
+            folder._pause(opened.at)
+        return folder
+
+    @property
+    def status(self) -> str:
+        return self.s.status
+
+    @status.setter
+    def status(self, value: str) -> None:
+        self.s.status = value
 
     def _log(self, kind: str, at: datetime, key: str | None = None, **details) -> None:
-        n = self.counts.get(kind, 0) + 1
-        self.counts[kind] = n
+        n = self.s.counts.get(kind, 0) + 1
+        self.s.counts[kind] = n
         self.s.timeline.append(Entry(kind=kind, at=at, key=key or f"{kind}:{n}", details=details))
 
     def _instant(self, seconds: float) -> datetime:
@@ -267,9 +322,19 @@ def fold(spec: ClockSpec, calendar: Calendar, facts: Iterable[Fact], now: dateti
     opened = next((f for f in ordered if f.kind == "opened"), None)
     if opened is None:
         return None
-    folder = _Folder(spec, calendar, opened)
+    folder = _Folder.opening(spec, calendar, opened)
     for fact in ordered:
         if fact is opened or fact.order < opened.order:
             continue
         folder.apply(fact)
     return folder.finish(now)
+
+
+def advance(spec: ClockSpec, calendar: Calendar, state: ClockState, now: datetime) -> ClockState:
+    """Move a saved state on to `now` in place (what a timer does): equal to folding the facts again at `now`."""
+    return _Folder(spec, calendar, state).finish(now)
+
+
+def ever_targeted(spec: ClockSpec, facts: Iterable[Fact]) -> bool:
+    """Whether any priority the incident had has a target for this metric (else it gets no clock)."""
+    return any(f.priority in spec.targets for f in facts if f.kind in ("opened", "priority"))
