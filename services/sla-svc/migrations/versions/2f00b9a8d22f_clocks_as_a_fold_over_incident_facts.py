@@ -29,6 +29,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('event_id')
     )
     op.create_index(op.f('ix_incident_facts_incident_id'), 'incident_facts', ['incident_id'], unique=False)
+    op.create_index('ix_review_breaches_ref', 'review_breaches', ['ref_id'], unique=False)
     op.add_column('agreements', sa.Column('effective_from', sa.DateTime(timezone=True), nullable=True))
     op.add_column('clocks', sa.Column('calendar_version', sa.Integer(), server_default='1', nullable=False))
     op.add_column('clocks', sa.Column('state', postgresql.JSONB(astext_type=sa.Text()), nullable=True))
@@ -79,6 +80,7 @@ def downgrade() -> None:
     op.drop_column('clocks', 'state')
     op.drop_column('clocks', 'calendar_version')
     op.drop_column('agreements', 'effective_from')
+    op.drop_index('ix_review_breaches_ref', table_name='review_breaches')
     op.drop_index(op.f('ix_incident_facts_incident_id'), table_name='incident_facts')
     op.drop_table('incident_facts')
     # ### end Alembic commands ###

@@ -80,6 +80,11 @@ def _finite(rate: float) -> float:
     return rate if math.isfinite(rate) else 1.7976931348623157e308
 
 
+def status_row(envelope: Envelope, data: schemas.ServiceAvailabilityChanged) -> dict:
+    return {"event_id": envelope.id, "service_id": data.service_id, "status": data.status,
+            "observed_at": data.observed_at}
+
+
 class AvailabilityObjectives:
     """Consumes service availability and keeps one timer per agreement at its next possible breach."""
 
@@ -104,12 +109,13 @@ class AvailabilityObjectives:
             self.scheduler.cancel(agreement_id)
 
     async def check(self, uow: UnitOfWork, agreement: Agreement, now: datetime,
-                    inputs: tuple[StatusTimeline, list] | None = None) -> None:
+                    inputs: tuple[StatusTimeline, list] | None = None) -> list[datetime]:
         """Publish the breach of any objective that has become impossible; set the next timer after commit.
 
-        `inputs` are the service's timeline and maintenance when the caller has already read them."""
+        `inputs` are the service's timeline and maintenance when the caller has already read them.
+        Returns the instants the agreement must be checked again at."""
         if not agreement.objectives:
-            return
+            return []
         timeline, maintenance = inputs or await service_inputs(uow.conn, agreement.service_id)
         results = evaluate(agreement, timeline, maintenance, now)
         for objective, result in results:
@@ -131,6 +137,7 @@ class AvailabilityObjectives:
         await self._publish_burn_changes(uow, agreement, results, now)
         due = next_changes(agreement, timeline, maintenance, results, now)
         uow.after_commit(lambda: self._track(agreement.id, due))
+        return due
 
     async def _publish_burn_changes(self, uow: UnitOfWork, agreement: Agreement, results, now: datetime) -> None:
         """`itsm.sla.budget_burn` firing when a burn-rate alert starts, cleared when it stops."""
@@ -154,8 +161,7 @@ class AvailabilityObjectives:
 
     async def on_service_availability_changed(self, envelope: Envelope, data: schemas.ServiceAvailabilityChanged,
                                               uow: UnitOfWork) -> None:
-        await repository.add_service_status(uow.conn, event_id=envelope.id, service_id=data.service_id,
-                                            status=data.status, observed_at=data.observed_at)
+        await repository.add_service_statuses(uow.conn, [status_row(envelope, data)])
         now = datetime.now(UTC)
         agreements = [a for a in await repository.agreements_for_service(uow.conn, data.service_id) if a.objectives]
         if agreements:

@@ -31,6 +31,27 @@ def clock_id(agreement_id: str, incident_id: str, metric: str) -> str:
     return str(uuid.uuid5(CLOCK_IDS, f"{agreement_id}/{incident_id}/{metric}"))
 
 
+def fact_of(envelope: Envelope, data: schemas.EventData) -> tuple[str, Fact]:
+    """(incident id, fact) for an incident event the clocks follow."""
+    match data:
+        case schemas.IncidentOpened():
+            return data.incident_id, Fact(
+                event_id=envelope.id, kind="opened", at=data.opened_at.astimezone(UTC), priority=data.priority,
+                status=data.status, service_id=data.service_id, customer_id=data.customer_id)
+        case schemas.IncidentStatusChanged():
+            return data.incident_id, Fact(event_id=envelope.id, kind="status", at=data.changed_at.astimezone(UTC),
+                                          status=data.to_status, from_status=data.from_status)
+        case schemas.IncidentPriorityChanged():
+            return data.incident_id, Fact(event_id=envelope.id, kind="priority",
+                                          at=data.changed_at.astimezone(UTC), priority=data.to_priority)
+    raise TypeError(f"clocks do not follow {envelope.type}")
+
+
+def opening_of(facts: list[Fact]) -> Fact | None:
+    """The incident's opening (the earliest, should it come twice under different ids)."""
+    return min((f for f in facts if f.kind == "opened"), key=lambda f: f.order, default=None)
+
+
 class BuiltInCalendars:
     """The calendars clocks count on: only the built-in ones here."""
 
@@ -67,59 +88,53 @@ class Clocks:
 
     # incident events ---------------------------------------------------------------------
 
-    async def on_incident_opened(self, envelope: Envelope, data: schemas.IncidentOpened, uow: UnitOfWork) -> None:
-        await self.record(uow, data.incident_id, Fact(
-            event_id=envelope.id, kind="opened", at=data.opened_at.astimezone(UTC), priority=data.priority,
-            status=data.status, service_id=data.service_id, customer_id=data.customer_id))
-
-    async def on_status_changed(self, envelope: Envelope, data: schemas.IncidentStatusChanged,
-                                uow: UnitOfWork) -> None:
-        await self.record(uow, data.incident_id, Fact(
-            event_id=envelope.id, kind="status", at=data.changed_at.astimezone(UTC), status=data.to_status,
-            from_status=data.from_status))
-
-    async def on_priority_changed(self, envelope: Envelope, data: schemas.IncidentPriorityChanged,
-                                  uow: UnitOfWork) -> None:
-        await self.record(uow, data.incident_id, Fact(
-            event_id=envelope.id, kind="priority", at=data.changed_at.astimezone(UTC), priority=data.to_priority))
-
-    async def record(self, uow: UnitOfWork, incident_id: str, fact: Fact) -> None:
+    async def on_incident_event(self, envelope: Envelope, data: schemas.EventData, uow: UnitOfWork) -> None:
+        incident_id, fact = fact_of(envelope, data)
         await repository.lock_incident(uow.conn, incident_id)
         if await repository.add_fact(uow.conn, incident_id, fact):
             changed = await self.recompute(uow, incident_id, datetime.now(UTC))
             uow.after_commit(lambda: self.track(changed))
 
-    async def recompute(self, uow: UnitOfWork, incident_id: str, now: datetime, *, emit: bool = True) -> list[Clock]:
+    async def recompute(self, uow: UnitOfWork, incident_id: str, now: datetime) -> list[Clock]:
         """Fold every clock of the incident again from its facts; publish what is new; return the clocks."""
-        facts = sort_facts(await repository.facts_of(uow.conn, incident_id))
-        opened = next((f for f in facts if f.kind == "opened"), None)
+        facts = await repository.facts_of(uow.conn, incident_id)
+        opened = opening_of(facts)
         if opened is None:  # its other events came first: the clocks start when the opening arrives
             return []
-        known = {(c.agreement_id, c.metric): c
-                 for c in await repository.clocks_of_incident(uow.conn, incident_id, for_update=True)}
-        changed, breaches = [], []
-        for agreement in await repository.agreements_for_service(uow.conn, opened.service_id):
+        known = await repository.clocks_of_incident(uow.conn, incident_id, for_update=True)
+        agreements = await repository.agreements_for_service(uow.conn, opened.service_id)
+        clocks = await self.fold(uow.conn, incident_id, facts, agreements, known, now)
+        breaches = [b for clock in clocks for b in publish(uow, clock, now)]
+        await repository.upsert_clocks(uow.conn, clocks)
+        await record_breaches(uow, breaches)
+        return clocks
+
+    async def fold(self, conn, incident_id: str, facts: list[Fact], agreements: list[Agreement],
+                   known: list[Clock], now: datetime) -> list[Clock]:
+        """The incident's clocks under each agreement covering it, folded from its facts as of `now`."""
+        facts = sort_facts(facts)
+        opened = opening_of(facts)
+        by_target = {(c.agreement_id, c.metric): c for c in known}
+        clocks = []
+        for agreement in agreements:
             if not agreement.covers(service_id=opened.service_id, customer_id=opened.customer_id,
                                     opened_at=opened.at):
                 continue
             for spec in agreement.clock_specs():
-                clock = known.get((agreement.id, spec.metric))
+                clock = by_target.get((agreement.id, spec.metric))
                 if clock is None and not ever_targeted(spec, facts):
                     continue
                 version = clock.calendar_version if clock else await self.calendars.version_at(
-                    uow.conn, agreement.calendar_id, opened.at)
-                state = fold(spec, await self.calendars.get(uow.conn, agreement.calendar_id, version), facts, now)
+                    conn, agreement.calendar_id, opened.at)
+                state = fold(spec, await self.calendars.get(conn, agreement.calendar_id, version), facts, now)
                 if clock is None:
                     clock = Clock(id=clock_id(agreement.id, incident_id, spec.metric), agreement_id=agreement.id,
                                   incident_id=incident_id, service_id=opened.service_id,
                                   customer_id=opened.customer_id, metric=spec.metric,
                                   calendar_id=agreement.calendar_id, calendar_version=version, state=state)
                 clock.state = state
-                breaches += publish(uow, clock, now, emit=emit)
-                changed.append(clock)
-        await repository.upsert_clocks(uow.conn, changed)
-        await record_breaches(uow, breaches)
-        return changed
+                clocks.append(clock)
+        return clocks
 
     # timers ------------------------------------------------------------------------------
 
@@ -153,7 +168,7 @@ class Clocks:
         for id_ in skipped:  # locked by an event handler right now: look again shortly
             self.scheduler.schedule(id_, now + RETRY_LOCKED)
 
-    async def advance(self, uow: UnitOfWork, clocks: list[Clock], now: datetime, *, emit: bool = True) -> None:
+    async def advance(self, uow: UnitOfWork, clocks: list[Clock], now: datetime) -> None:
         """Move saved clocks on to `now`, publish what fell due, and save them."""
         agreements = await repository.get_agreements(uow.conn, {c.agreement_id for c in clocks})
         specs = {(a.id, s.metric): s for a in agreements.values() for s in a.clock_specs()}
@@ -161,7 +176,7 @@ class Clocks:
         for clock in clocks:
             calendar = await self.calendars.get(uow.conn, clock.calendar_id, clock.calendar_version)
             advance(specs[clock.agreement_id, clock.metric], calendar, clock.state, now)
-            breaches += publish(uow, clock, now, emit=emit)
+            breaches += publish(uow, clock, now)
         await record_breaches(uow, breaches)
         await repository.save_clocks(uow.conn, clocks)
 
@@ -190,7 +205,7 @@ def _event_of(clock: Clock, entry: Entry) -> schemas.EventData | None:
     return None
 
 
-def publish(uow: UnitOfWork, clock: Clock, now: datetime, *, emit: bool = True) -> list[BreachRef]:
+def publish(uow: UnitOfWork, clock: Clock, now: datetime) -> list[BreachRef]:
     """Publish each timeline entry due by `now` once, stamped with its own instant; return the new breaches."""
     breaches = []
     for entry in clock.state.timeline:
@@ -201,7 +216,7 @@ def publish(uow: UnitOfWork, clock: Clock, now: datetime, *, emit: bool = True) 
             breaches.append(BreachRef(agreement_id=clock.agreement_id, service_id=clock.service_id, kind="clock",
                                       ref_id=clock.id, incident_id=clock.incident_id, breached_at=entry.at))
         data = _event_of(clock, entry)
-        if emit and data is not None:
+        if data is not None:
             uow.emit(data, key=clock.incident_id, subject=clock.id, time=entry.at)
     return breaches
 

@@ -1,9 +1,11 @@
 """sla-svc: app factory and command line."""
 
+import argparse
 import asyncio
+import dataclasses
 import itertools
+import json
 import logging
-from pathlib import Path
 
 from fastapi import FastAPI
 
@@ -13,13 +15,14 @@ from itsm_runtime.service import ServiceRuntime, build_app, serve
 from .api.routes import router
 from .availability import AvailabilityObjectives
 from .consumer import subscriptions
+from .db import MIGRATIONS
 from .db.tables import metadata
 from .handlers import Clocks
+from .rebuild import rebuild
 from .settings import Settings
 
 NAME = "sla-svc"
 log = logging.getLogger("sla_svc")
-MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
 
 def create_app(settings: Settings | None = None, transport: Transport | None = None) -> FastAPI:
@@ -69,8 +72,19 @@ def create_app(settings: Settings | None = None, transport: Transport | None = N
                      description="Service level agreements, live SLA clocks, warnings and breaches.")
 
 
-def cli() -> None:
+def cli(argv: list[str] | None = None) -> None:
+    """`sla-svc` serves the API; `sla-svc rebuild --schema NAME` rebuilds the SLA state from the topics."""
+    parser = argparse.ArgumentParser(prog="sla-svc", description=__doc__)
+    commands = parser.add_subparsers(dest="command")
+    rebuild_cmd = commands.add_parser("rebuild", help="replay the consumed topics into a fresh schema")
+    rebuild_cmd.add_argument("--schema", required=True, help="the schema to build (not the one in use)")
+    rebuild_cmd.add_argument("--replace", action="store_true", help="drop the schema first if it exists")
+    args = parser.parse_args(argv)
     settings = Settings()
+    if args.command == "rebuild":
+        report = asyncio.run(rebuild(settings, schema=args.schema, replace=args.replace))
+        print(json.dumps({**dataclasses.asdict(report), "records_per_second": round(report.records_per_second)}))
+        return
     serve(create_app(settings), settings)
 
 

@@ -28,9 +28,16 @@ class BreachRef:
 
 
 async def record_breaches(uow: UnitOfWork, breaches: list[BreachRef]) -> None:
-    """Add each breach to its agreement's open review, opening one (and `itsm.sla.review_opened`) if none is."""
+    """Add each breach to its agreement's open review, opening one (and `itsm.sla.review_opened`) if none is.
+
+    A breach some review already holds is left there (a replay or a retry finds it again)."""
+    if not breaches:
+        return
+    known = set((await uow.conn.execute(
+        sa.select(review_breaches.c.kind, review_breaches.c.ref_id)
+        .where(review_breaches.c.ref_id.in_([b.ref_id for b in breaches])))).all())
     by_agreement: dict[str, list[BreachRef]] = {}
-    for breach in breaches:
+    for breach in (b for b in breaches if (b.kind, b.ref_id) not in known):
         by_agreement.setdefault(breach.agreement_id, []).append(breach)
     for _, found in sorted(by_agreement.items()):  # agreements in a fixed order: concurrent batches never deadlock
         review_id = await _open_review(uow, found[0])

@@ -134,13 +134,22 @@ async def lock_incident(conn: AsyncConnection, incident_id: str) -> None:
     await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(incident_id, 0))))
 
 
+def _fact_row(incident_id: str, fact: Fact) -> dict:
+    return {"event_id": fact.event_id, "incident_id": incident_id, "kind": fact.kind, "at": fact.at,
+            "priority": fact.priority, "status": fact.status, "from_status": fact.from_status,
+            "service_id": fact.service_id or "", "customer_id": fact.customer_id}
+
+
 async def add_fact(conn: AsyncConnection, incident_id: str, fact: Fact) -> bool:
     """Store an incident event as a fact; False when it was already stored."""
-    stmt = insert(incident_facts).values(
-        event_id=fact.event_id, incident_id=incident_id, kind=fact.kind, at=fact.at, priority=fact.priority,
-        status=fact.status, from_status=fact.from_status, service_id=fact.service_id or "",
-        customer_id=fact.customer_id).on_conflict_do_nothing().returning(incident_facts.c.event_id)
-    return (await conn.execute(stmt)).first() is not None
+    stmt = insert(incident_facts).values(**_fact_row(incident_id, fact)).on_conflict_do_nothing()
+    return (await conn.execute(stmt.returning(incident_facts.c.event_id))).first() is not None
+
+
+async def add_facts(conn: AsyncConnection, facts: list[tuple[str, Fact]]) -> None:
+    """Store many (incident id, fact) at once, each once."""
+    if facts:
+        await conn.execute(insert(incident_facts).on_conflict_do_nothing(), [_fact_row(i, f) for i, f in facts])
 
 
 def _fact(row) -> Fact:
@@ -194,10 +203,10 @@ async def compliance_counts(conn: AsyncConnection, agreement_id: str) -> list:
 # availability ----------------------------------------------------------------------------------
 
 
-async def add_service_status(conn: AsyncConnection, *, event_id: str, service_id: str, status: str,
-                             observed_at) -> None:
-    await conn.execute(insert(service_status).values(event_id=event_id, service_id=service_id, status=status,
-                                                     observed_at=observed_at).on_conflict_do_nothing())
+async def add_service_statuses(conn: AsyncConnection, rows: list[dict]) -> None:
+    """Store consumed availability changes ({event_id, service_id, status, observed_at}), each once."""
+    if rows:
+        await conn.execute(insert(service_status).on_conflict_do_nothing(), rows)
 
 
 async def service_statuses(conn: AsyncConnection, service_id: str) -> list[tuple]:
@@ -205,6 +214,11 @@ async def service_statuses(conn: AsyncConnection, service_id: str) -> list[tuple
     rows = await conn.execute(sa.select(service_status.c.observed_at, service_status.c.status)
                               .where(service_status.c.service_id == service_id))
     return [(r.observed_at, r.status) for r in rows]
+
+
+async def all_agreements(conn: AsyncConnection) -> list[Agreement]:
+    rows = (await conn.execute(sa.select(agreements).order_by(agreements.c.created_seq))).all()
+    return [agreement_from_row(r) for r in rows]
 
 
 async def agreements_with_objectives(conn: AsyncConnection) -> list[Agreement]:

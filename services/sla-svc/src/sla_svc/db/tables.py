@@ -120,6 +120,7 @@ review_breaches = sa.Table(
     sa.Column("ref_id", sa.Text, primary_key=True),  # the clock id, or objective id @ window start
     sa.Column("incident_id", sa.Text),
     sa.Column("breached_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_review_breaches_ref", "ref_id"),
 )
 
 # which burn-rate alerts of an objective are firing, so itsm.sla.budget_burn is published on each change only

@@ -1,0 +1,202 @@
+"""`sla-svc rebuild`: the whole SLA state again from the consumed topics, into a fresh schema.
+
+The SLA state is a fold over consumed events: clocks over incident facts, availability
+objectives over service statuses. So a rebuild copies what people entered (agreements,
+maintenance windows, service reviews), replays the incident and CMDB topics from their first
+offset, and computes the rest:
+- clocks are folded once per incident as of now (fold.py), every timeline entry counted as published;
+- availability objectives are checked at every instant the live service would check them: each
+  status change and each instant a budget runs out or a burn-rate alert can change, so their
+  breaches and alerts come out as they did live.
+It all happens in one transaction, and nothing is published: the events the live service
+published already went out, so the rebuilt outbox is emptied before the commit.
+"""
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from aiokafka import AIOKafkaConsumer
+
+from itsm_events import UnitOfWork, schemas, topics
+from itsm_events.envelope import PoisonMessage, from_kafka, parse_data
+from itsm_runtime.db import create_engine, migrate
+
+from .availability import AvailabilityObjectives, service_inputs, status_row
+from .db import MIGRATIONS, repository
+from .db.tables import platform
+from .domain.fold import Fact
+from .handlers import Clocks, fact_of, opening_of
+from .reviews import BreachRef, record_breaches
+from .settings import Settings
+
+log = logging.getLogger("sla_svc.rebuild")
+TOPICS = (topics.INCIDENT, topics.CMDB)
+# what people entered, copied as it is (in foreign-key order)
+ENTERED = ("agreements", "maintenance_windows", "reviews", "review_breaches")
+INCIDENT_EVENTS = (schemas.IncidentOpened, schemas.IncidentStatusChanged, schemas.IncidentPriorityChanged)
+CHUNK = 5000
+
+
+class SchemaInUse(RuntimeError):
+    pass
+
+
+@dataclass
+class Replayed:
+    facts: list[tuple[str, Fact]]
+    statuses: list[dict]
+    records: int = 0
+    poison: int = 0
+
+
+@dataclass(frozen=True)
+class RebuildReport:
+    schema: str
+    records: int
+    poison: int
+    incidents: int
+    clocks: int
+    agreements_with_objectives: int
+    seconds: float
+
+    @property
+    def records_per_second(self) -> float:
+        return self.records / self.seconds if self.seconds else 0.0
+
+
+async def replay_topics(bootstrap_servers: str, names=TOPICS) -> Replayed:
+    """Every incident fact and service status on the topics, from the first offset to the end as of now."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False,
+                                auto_offset_reset="earliest", fetch_max_bytes=64 * 1024 * 1024,
+                                max_partition_fetch_bytes=16 * 1024 * 1024)
+    await consumer.start()
+    replayed = Replayed(facts=[], statuses=[])
+    try:
+        existing = [name for name in names if name in await consumer.topics()]
+        if not existing:
+            return replayed
+        consumer.subscribe(existing)  # without a group: every partition is assigned to us
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + 30
+        while not consumer.assignment() and loop.time() < give_up:
+            await asyncio.sleep(0.05)
+        partitions = sorted(consumer.assignment())
+        await consumer.seek_to_beginning(*partitions)
+        end = await consumer.end_offsets(partitions)
+        pending = {tp for tp in partitions if end[tp] > await consumer.position(tp)}
+        while pending:
+            batches = await consumer.getmany(*pending, timeout_ms=1000, max_records=20000)
+            for tp, records in batches.items():
+                for record in records:
+                    _take(replayed, record)
+                if await consumer.position(tp) >= end[tp]:
+                    pending.discard(tp)
+    finally:
+        await consumer.stop()
+    return replayed
+
+
+def _take(replayed: Replayed, record) -> None:
+    replayed.records += 1
+    try:
+        envelope = from_kafka({k: v for k, v in record.headers}, record.value)
+        data = parse_data(envelope)
+    except PoisonMessage:  # the live consumer dead-lettered it too
+        replayed.poison += 1
+        return
+    if isinstance(data, INCIDENT_EVENTS):
+        replayed.facts.append(fact_of(envelope, data))
+    elif isinstance(data, schemas.ServiceAvailabilityChanged):
+        replayed.statuses.append(status_row(envelope, data))
+
+
+async def rebuild(settings: Settings, *, schema: str, replace: bool = False) -> RebuildReport:
+    """Rebuild sla-svc's state from `settings.db_schema` (entered data) and the topics into `schema`."""
+    if schema == settings.db_schema:
+        raise SchemaInUse("rebuild into a new schema, not the one the service runs on")
+    started = time.perf_counter()
+    engine = create_engine(settings.database_url, schema=schema)
+    try:
+        await _fresh_schema(engine, schema, replace=replace)
+        await migrate(engine, migrations_dir=MIGRATIONS, schema=schema)
+        replayed = await replay_topics(settings.kafka_bootstrap_servers)
+        async with UnitOfWork(engine, platform["outbox"], source="/sla-svc") as uow:
+            for table in ENTERED:
+                await uow.conn.execute(sa.text(
+                    f'INSERT INTO "{schema}".{table} OVERRIDING SYSTEM VALUE '
+                    f'SELECT * FROM "{settings.db_schema}".{table}'))
+            for n in range(0, len(replayed.facts), CHUNK):
+                await repository.add_facts(uow.conn, replayed.facts[n:n + CHUNK])
+            for n in range(0, len(replayed.statuses), CHUNK):
+                await repository.add_service_statuses(uow.conn, replayed.statuses[n:n + CHUNK])
+            now = datetime.now(UTC)
+            agreements = await repository.all_agreements(uow.conn)
+            incidents, clocks = await _fold_clocks(uow, replayed.facts, agreements, now)
+            with_objectives = [a for a in agreements if a.objectives]
+            for agreement in with_objectives:
+                await _check_objectives(uow, agreement, now)
+            await uow.conn.execute(platform["outbox"].delete())
+            await uow.commit()
+    finally:
+        await engine.dispose()
+    return RebuildReport(schema=schema, records=replayed.records, poison=replayed.poison, incidents=incidents,
+                         clocks=clocks, agreements_with_objectives=len(with_objectives),
+                         seconds=time.perf_counter() - started)
+
+
+async def _fold_clocks(uow: UnitOfWork, facts: list[tuple[str, Fact]], agreements, now: datetime) -> tuple[int, int]:
+    by_incident: dict[str, list[Fact]] = defaultdict(list)
+    for incident_id, fact in facts:
+        by_incident[incident_id].append(fact)
+    by_service = defaultdict(list)
+    for agreement in agreements:
+        by_service[agreement.service_id].append(agreement)
+    folder, batch, breaches, count = Clocks(uow_factory=None), [], [], 0
+    for incident_id, mine in by_incident.items():
+        opened = opening_of(mine)
+        if opened is None:
+            continue
+        for clock in await folder.fold(uow.conn, incident_id, mine, by_service[opened.service_id], [], now):
+            clock.published = {e.key for e in clock.state.timeline if e.at <= now}
+            if clock.breached_at is not None and clock.breached_at <= now:
+                breaches.append(BreachRef(agreement_id=clock.agreement_id, service_id=clock.service_id,
+                                          kind="clock", ref_id=clock.id, incident_id=incident_id,
+                                          breached_at=clock.breached_at))
+            batch.append(clock)
+        if len(batch) >= CHUNK:
+            await repository.upsert_clocks(uow.conn, batch)
+            count, batch = count + len(batch), []
+    await repository.upsert_clocks(uow.conn, batch)
+    await record_breaches(uow, breaches)
+    return len(by_incident), count + len(batch)
+
+
+async def _check_objectives(uow: UnitOfWork, agreement, now: datetime) -> None:
+    """Check the agreement's objectives at each instant the live service would have: status changes and timers."""
+    objectives = AvailabilityObjectives(uow_factory=None)
+    inputs = await service_inputs(uow.conn, agreement.service_id)
+    changes = inputs[0].changes_between(datetime.min.replace(tzinfo=UTC), now + timedelta(microseconds=1))
+    at = changes[0] if changes else now
+    while True:
+        due = await objectives.check(uow, agreement, at, inputs)
+        later = [t for t in (*changes, *due) if at < t <= now]
+        if not later:
+            break
+        at = min(later)
+    if at < now:
+        await objectives.check(uow, agreement, now, inputs)
+
+
+async def _fresh_schema(engine, schema: str, *, replace: bool) -> None:
+    async with engine.begin() as conn:
+        tables = (await conn.execute(sa.text("SELECT count(*) FROM information_schema.tables "
+                                             "WHERE table_schema = :schema"), {"schema": schema})).scalar()
+        if tables and not replace:
+            raise SchemaInUse(f"schema {schema!r} already holds {tables} tables; pass --replace to drop it")
+        await conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+
