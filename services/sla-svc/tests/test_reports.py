@@ -20,8 +20,10 @@ from sla_svc.reports import (
     Report,
     format_duration,
     next_period,
+    next_period_end,
     parse_period,
     period_of,
+    periods_ended,
     previous_period,
     render,
 )
@@ -126,6 +128,31 @@ def test_period_of_refuses_naive_datetimes_and_unknown_kinds():
         period_of(datetime(2026, 11, 16), "week", "UTC")
     with pytest.raises(ValueError, match="kind"):
         period_of(utc(2026, 11, 16), "quarter", "UTC")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("after", "end"), [
+    (utc(2026, 11, 18, 12), utc(2026, 11, 23)),  # Wed of W47: the week ends before November
+    (utc(2026, 11, 23), utc(2026, 11, 30)),  # at a week's end, the next one
+    (utc(2026, 11, 30, 12), utc(2026, 12, 1)),  # Mon Nov 30: November ends before W49
+])
+def test_next_period_end_is_the_earliest_week_or_month_end_after_the_instant(after, end):
+    assert next_period_end(after, "UTC") == end
+
+
+def test_next_period_end_is_a_local_midnight():
+    assert next_period_end(utc(2026, 11, 18, 12), "Europe/Berlin") == utc(2026, 11, 22, 23)
+
+
+def test_periods_ended_lists_weeks_and_months_ending_in_a_half_open_interval_in_end_order():
+    assert periods_ended(utc(2026, 11, 18), utc(2026, 12, 7), "UTC") == ["2026-W47", "2026-W48", "2026-11", "2026-W49"]
+    assert periods_ended(utc(2026, 11, 18), utc(2026, 11, 23), "UTC") == ["2026-W47"], "the end is included"
+    assert periods_ended(utc(2026, 11, 23), utc(2026, 11, 29), "UTC") == [], "the start is not"
+    assert periods_ended(utc(2026, 11, 18), utc(2026, 11, 22, 23), "Europe/Berlin") == ["2026-W47"]
+
+
+def test_a_week_and_a_month_ending_together_both_end():
+    # Mon Jun 1 2026 00:00 ends both May and W22.
+    assert periods_ended(utc(2026, 5, 31), utc(2026, 6, 1), "UTC") == ["2026-05", "2026-W22"]
 
 
 # Report factories ----------------------------------------------------------------------------
@@ -336,3 +363,4 @@ def test_report_dates_are_not_needed_to_be_utc():
     berlin = ZoneInfo("Europe/Berlin")
     local = report(generated_at=datetime.combine(date(2026, 11, 23), datetime.min.time(), tzinfo=berlin))
     assert json.loads(render(local, "json")[0])["generated_at"] == "2026-11-23T00:00:00+01:00"
+
