@@ -11,7 +11,9 @@ from itsm_runtime.pagination import keyset_page
 from ..domain.agreement import Agreement, AvailabilityObjective, Target
 from ..domain.calendar import BUILT_IN
 from ..domain.clock import Clock, Stage
-from .tables import agreements, burn_alerts, clocks, maintenance_windows, objective_breaches, service_status
+from .tables import (
+    agreements, burn_alerts, clocks, maintenance_windows, objective_breaches, reports_published, service_status,
+)
 
 _CLOCK_FIELDS = [c.name for c in clocks.columns if c.name not in ("created_seq", "next_due_at")]
 
@@ -44,6 +46,10 @@ async def add_agreement(conn: AsyncConnection, agreement: Agreement, *, created_
 async def get_agreement(conn: AsyncConnection, agreement_id: str) -> Agreement | None:
     row = (await conn.execute(sa.select(agreements).where(agreements.c.id == agreement_id))).first()
     return agreement_from_row(row) if row else None
+
+
+async def agreement_ids(conn: AsyncConnection) -> list[str]:
+    return list((await conn.execute(sa.select(agreements.c.id).order_by(agreements.c.created_seq))).scalars())
 
 
 async def agreements_for_service(conn: AsyncConnection, service_id: str) -> list[Agreement]:
@@ -240,3 +246,19 @@ async def set_burn_alert(conn: AsyncConnection, *, agreement_id: str, objective_
                                       changed_at=changed_at)
     await conn.execute(stmt.on_conflict_do_update(index_elements=["agreement_id", "objective_id", "rule"],
                                                   set_={"firing": firing, "changed_at": changed_at}))
+
+
+# period reports ---------------------------------------------------------------------------------
+
+
+async def published_periods(conn: AsyncConnection, agreement_id: str) -> set[str]:
+    """The periods whose itsm.sla.report_ready the agreement has already published."""
+    rows = await conn.execute(sa.select(reports_published.c.period)
+                              .where(reports_published.c.agreement_id == agreement_id))
+    return set(rows.scalars())
+
+
+async def mark_report_published(conn: AsyncConnection, *, agreement_id: str, period: str, published_at) -> bool:
+    """Record the period's report as published; False if it already was (here or in a concurrent transaction)."""
+    stmt = insert(reports_published).values(agreement_id=agreement_id, period=period, published_at=published_at)
+    return (await conn.execute(stmt.on_conflict_do_nothing().returning(reports_published.c.period))).first() is not None
