@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from pydantic import ValidationError
+from sla_svc.period_close import announced_status
 from sla_svc.reports import (
     AVAILABILITY_COLOURS,
     InvalidPeriod,
@@ -364,3 +365,26 @@ def test_report_dates_are_not_needed_to_be_utc():
     local = report(generated_at=datetime.combine(date(2026, 11, 23), datetime.min.time(), tzinfo=berlin))
     assert json.loads(render(local, "json")[0])["generated_at"] == "2026-11-23T00:00:00+01:00"
 
+
+# Status announced when a period closes -------------------------------------------------------
+
+
+def test_a_closed_period_with_a_breach_is_announced_breached():
+    assert announced_status(Report.model_validate(report())) == "breached"
+
+
+def test_a_breach_in_the_period_counts_even_when_every_target_and_objective_is_ok():
+    # a clock started in the previous period and breached in this one is listed but not counted in the targets
+    ok = report(status="ok", targets=[target(breached=0, met=10, percent_met=100.0, status="ok")], objectives=[])
+    assert announced_status(Report.model_validate(ok)) == "breached"
+
+
+def test_a_period_without_breach_is_at_risk_when_short_of_a_goal_or_low_on_budget():
+    def clean(**overrides) -> Report:
+        return Report.model_validate(report(**{"status": "ok", "breaches": [], "targets": [], "objectives": []}
+                                            | overrides))
+
+    short = clean(targets=[target(breached=0, met=9, percent_met=90.0, status="ok", goal_percent=95.0)])
+    low = clean(status="at_risk", objectives=[availability(status="at_risk", actual=0.9992)])
+    assert announced_status(short) == "at_risk" and announced_status(low) == "at_risk"
+    assert announced_status(clean()) == "ok"

@@ -15,6 +15,7 @@ from .availability import AvailabilityObjectives
 from .consumer import subscriptions
 from .db.tables import metadata
 from .handlers import ClockTimers, IncidentEventHandlers
+from .period_close import PeriodClosing
 from .settings import Settings
 
 NAME = "sla-svc"
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None, transport: Transport | None = N
                 async with runtime.engine.connect() as conn:
                     loaded = await timers.start(conn)
                     await objectives.start(conn)
+                    await period_closing.start(conn)
                 break
             except Exception:
                 log.exception("loading the SLA timers failed (attempt %d); retrying", attempt)
@@ -58,13 +60,16 @@ def create_app(settings: Settings | None = None, transport: Transport | None = N
             await asyncio.wait([task], timeout=5)
         await timers.scheduler.stop()
         await objectives.scheduler.stop()
+        await period_closing.scheduler.stop()
 
     runtime = ServiceRuntime(name=NAME, settings=settings, metadata=metadata, migrations_dir=MIGRATIONS,
                              transport=transport, on_start=[start_timers], on_stop=[stop_timers])
     timers = ClockTimers(runtime.uow, concurrency=settings.timer_concurrency, batch_size=settings.timer_batch_size)
     objectives = AvailabilityObjectives(runtime.uow)
+    period_closing = PeriodClosing(runtime.uow)
     runtime.dispatcher.handlers.update(subscriptions(IncidentEventHandlers(timers), objectives))
     runtime.state["timers"] = timers
+    runtime.state["period_closing"] = period_closing  # routes schedule the agreements they create
     return build_app(runtime, title="sla-svc", routers=[router],
                      description="Service level agreements, live SLA clocks, warnings and breaches.")
 
