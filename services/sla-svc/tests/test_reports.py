@@ -14,14 +14,17 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from pydantic import ValidationError
+from sla_svc.period_close import announced_status
 from sla_svc.reports import (
     AVAILABILITY_COLOURS,
     InvalidPeriod,
     Report,
     format_duration,
     next_period,
+    next_period_end,
     parse_period,
     period_of,
+    periods_ended,
     previous_period,
     render,
 )
@@ -126,6 +129,31 @@ def test_period_of_refuses_naive_datetimes_and_unknown_kinds():
         period_of(datetime(2026, 11, 16), "week", "UTC")
     with pytest.raises(ValueError, match="kind"):
         period_of(utc(2026, 11, 16), "quarter", "UTC")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("after", "end"), [
+    (utc(2026, 11, 18, 12), utc(2026, 11, 23)),  # Wed of W47: the week ends before November
+    (utc(2026, 11, 23), utc(2026, 11, 30)),  # at a week's end, the next one
+    (utc(2026, 11, 30, 12), utc(2026, 12, 1)),  # Mon Nov 30: November ends before W49
+])
+def test_next_period_end_is_the_earliest_week_or_month_end_after_the_instant(after, end):
+    assert next_period_end(after, "UTC") == end
+
+
+def test_next_period_end_is_a_local_midnight():
+    assert next_period_end(utc(2026, 11, 18, 12), "Europe/Berlin") == utc(2026, 11, 22, 23)
+
+
+def test_periods_ended_lists_weeks_and_months_ending_in_a_half_open_interval_in_end_order():
+    assert periods_ended(utc(2026, 11, 18), utc(2026, 12, 7), "UTC") == ["2026-W47", "2026-W48", "2026-11", "2026-W49"]
+    assert periods_ended(utc(2026, 11, 18), utc(2026, 11, 23), "UTC") == ["2026-W47"], "the end is included"
+    assert periods_ended(utc(2026, 11, 23), utc(2026, 11, 29), "UTC") == [], "the start is not"
+    assert periods_ended(utc(2026, 11, 18), utc(2026, 11, 22, 23), "Europe/Berlin") == ["2026-W47"]
+
+
+def test_a_week_and_a_month_ending_together_both_end():
+    # Mon Jun 1 2026 00:00 ends both May and W22.
+    assert periods_ended(utc(2026, 5, 31), utc(2026, 6, 1), "UTC") == ["2026-05", "2026-W22"]
 
 
 # Report factories ----------------------------------------------------------------------------
@@ -336,3 +364,27 @@ def test_report_dates_are_not_needed_to_be_utc():
     berlin = ZoneInfo("Europe/Berlin")
     local = report(generated_at=datetime.combine(date(2026, 11, 23), datetime.min.time(), tzinfo=berlin))
     assert json.loads(render(local, "json")[0])["generated_at"] == "2026-11-23T00:00:00+01:00"
+
+
+# Status announced when a period closes -------------------------------------------------------
+
+
+def test_a_closed_period_with_a_breach_is_announced_breached():
+    assert announced_status(Report.model_validate(report())) == "breached"
+
+
+def test_a_breach_in_the_period_counts_even_when_every_target_and_objective_is_ok():
+    # a clock started in the previous period and breached in this one is listed but not counted in the targets
+    ok = report(status="ok", targets=[target(breached=0, met=10, percent_met=100.0, status="ok")], objectives=[])
+    assert announced_status(Report.model_validate(ok)) == "breached"
+
+
+def test_a_period_without_breach_is_at_risk_when_short_of_a_goal_or_low_on_budget():
+    def clean(**overrides) -> Report:
+        return Report.model_validate(report(**{"status": "ok", "breaches": [], "targets": [], "objectives": []}
+                                            | overrides))
+
+    short = clean(targets=[target(breached=0, met=9, percent_met=90.0, status="ok", goal_percent=95.0)])
+    low = clean(status="at_risk", objectives=[availability(status="at_risk", actual=0.9992)])
+    assert announced_status(short) == "at_risk" and announced_status(low) == "at_risk"
+    assert announced_status(clean()) == "ok"

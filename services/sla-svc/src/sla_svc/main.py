@@ -19,6 +19,7 @@ from .db import MIGRATIONS
 from .db.tables import metadata
 from .handlers import Clocks
 from .rebuild import rebuild
+from .period_close import PeriodClosing
 from .settings import Settings
 
 NAME = "sla-svc"
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None, transport: Transport | None = N
                 async with runtime.engine.connect() as conn:
                     loaded = await clocks.start(conn)
                     await objectives.start(conn)
+                    await period_closing.start(conn)
                 break
             except Exception:
                 log.exception("loading the SLA timers failed (attempt %d); retrying", attempt)
@@ -61,13 +63,16 @@ def create_app(settings: Settings | None = None, transport: Transport | None = N
             await asyncio.wait([task], timeout=5)
         await clocks.scheduler.stop()
         await objectives.scheduler.stop()
+        await period_closing.scheduler.stop()
 
     runtime = ServiceRuntime(name=NAME, settings=settings, metadata=metadata, migrations_dir=MIGRATIONS,
                              transport=transport, on_start=[start_timers], on_stop=[stop_timers])
     clocks = Clocks(runtime.uow, concurrency=settings.timer_concurrency, batch_size=settings.timer_batch_size)
     objectives = AvailabilityObjectives(runtime.uow)
+    period_closing = PeriodClosing(runtime.uow)
     runtime.dispatcher.handlers.update(subscriptions(clocks, objectives))
     runtime.state["clocks"] = clocks
+    runtime.state["period_closing"] = period_closing  # routes schedule the agreements they create
     return build_app(runtime, title="sla-svc", routers=[router],
                      description="Service level agreements, live SLA clocks, warnings and breaches.")
 

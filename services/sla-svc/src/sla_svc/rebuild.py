@@ -2,8 +2,8 @@
 
 The SLA state is a fold over consumed events: clocks over incident facts, availability
 objectives over service statuses. So a rebuild copies what people entered (agreements,
-maintenance windows, service reviews), replays the incident and CMDB topics from their first
-offset, and computes the rest:
+maintenance windows, service reviews) and which period reports were announced, replays the
+incident and CMDB topics from their first offset, and computes the rest:
 - clocks are folded once per incident as of now (fold.py), every timeline entry counted as published;
 - availability objectives are checked at every instant the live service would check them: each
   status change and each instant a budget runs out or a burn-rate alert can change, so their
@@ -36,8 +36,8 @@ from .settings import Settings
 
 log = logging.getLogger("sla_svc.rebuild")
 TOPICS = (topics.INCIDENT, topics.CMDB)
-# what people entered, copied as it is (in foreign-key order)
-ENTERED = ("agreements", "maintenance_windows", "reviews", "review_breaches")
+# copied as they are (in foreign-key order): what people entered, and which reports were announced
+COPIED = ("agreements", "maintenance_windows", "reviews", "review_breaches", "reports_published")
 INCIDENT_EVENTS = (schemas.IncidentOpened, schemas.IncidentStatusChanged, schemas.IncidentPriorityChanged)
 CHUNK = 5000
 
@@ -126,7 +126,7 @@ async def rebuild(settings: Settings, *, schema: str, replace: bool = False) -> 
         await migrate(engine, migrations_dir=MIGRATIONS, schema=schema)
         replayed = await replay_topics(settings.kafka_bootstrap_servers)
         async with UnitOfWork(engine, platform["outbox"], source="/sla-svc") as uow:
-            for table in ENTERED:
+            for table in COPIED:
                 await uow.conn.execute(sa.text(
                     f'INSERT INTO "{schema}".{table} OVERRIDING SYSTEM VALUE '
                     f'SELECT * FROM "{settings.db_schema}".{table}'))

@@ -64,6 +64,22 @@ def next_period(period: str) -> str:
     return _label_of(next_first_day, kind)
 
 
+def next_period_end(after: datetime, tz: str) -> datetime:
+    """The first instant after `after` at which a week or a month ends, in local time in `tz`."""
+    return min(parse_period(period_of(after, kind, tz), tz)[1] for kind in ("week", "month"))
+
+
+def periods_ended(after: datetime, until: datetime, tz: str) -> list[str]:
+    """The labels of the weeks and months that end in (after, until], in the order they end."""
+    ended = []
+    for kind in ("week", "month"):
+        label = period_of(after, kind, tz)
+        while (end := parse_period(label, tz)[1]) <= until:
+            ended.append((end, label))
+            label = next_period(label)
+    return [label for _, label in sorted(ended)]
+
+
 def _local_days(period: str) -> tuple[date, date, PeriodKind]:
     """The first local day of the period, the first day of the next one, and the period's kind."""
     if not isinstance(period, str):

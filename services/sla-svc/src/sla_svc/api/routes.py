@@ -2,6 +2,7 @@
 
 import uuid
 from datetime import UTC, datetime
+from functools import partial
 
 from fastapi import APIRouter, Query, Response
 
@@ -79,6 +80,7 @@ async def create_agreement(agreement_in: AgreementCreate, runtime: RuntimeDep,
 
     async def create(uow):
         await handlers.create_agreement(uow, agreement)
+        uow.after_commit(partial(runtime.state["period_closing"].track, agreement.id))
         return _agreement_read(await repository.get_agreement(uow.conn, agreement.id))
 
     return await runtime.create_once(key=idempotency_key, scope="POST /v1/agreements", request=agreement_in,

@@ -12,7 +12,8 @@ from ..domain.agreement import Agreement, AvailabilityObjective, Target
 from ..domain.clock import Clock
 from ..domain.fold import ClockState, Fact
 from .tables import (
-    agreements, burn_alerts, clocks, incident_facts, maintenance_windows, objective_breaches, service_status,
+    agreements, burn_alerts, clocks, incident_facts, maintenance_windows, objective_breaches, reports_published,
+    service_status,
 )
 
 
@@ -49,6 +50,10 @@ async def get_agreement(conn: AsyncConnection, agreement_id: str) -> Agreement |
 async def get_agreements(conn: AsyncConnection, agreement_ids) -> dict[str, Agreement]:
     rows = (await conn.execute(sa.select(agreements).where(agreements.c.id.in_(list(agreement_ids))))).all()
     return {r.id: agreement_from_row(r) for r in rows}
+
+
+async def agreement_ids(conn: AsyncConnection) -> list[str]:
+    return list((await conn.execute(sa.select(agreements.c.id).order_by(agreements.c.created_seq))).scalars())
 
 
 async def agreements_for_service(conn: AsyncConnection, service_id: str) -> list[Agreement]:
@@ -289,3 +294,19 @@ async def set_burn_alert(conn: AsyncConnection, *, agreement_id: str, objective_
                                       changed_at=changed_at)
     await conn.execute(stmt.on_conflict_do_update(index_elements=["agreement_id", "objective_id", "rule"],
                                                   set_={"firing": firing, "changed_at": changed_at}))
+
+
+# period reports ---------------------------------------------------------------------------------
+
+
+async def published_periods(conn: AsyncConnection, agreement_id: str) -> set[str]:
+    """The periods whose itsm.sla.report_ready the agreement has already published."""
+    rows = await conn.execute(sa.select(reports_published.c.period)
+                              .where(reports_published.c.agreement_id == agreement_id))
+    return set(rows.scalars())
+
+
+async def mark_report_published(conn: AsyncConnection, *, agreement_id: str, period: str, published_at) -> bool:
+    """Record the period's report as published; False if it already was (here or in a concurrent transaction)."""
+    stmt = insert(reports_published).values(agreement_id=agreement_id, period=period, published_at=published_at)
+    return (await conn.execute(stmt.on_conflict_do_nothing().returning(reports_published.c.period))).first() is not None

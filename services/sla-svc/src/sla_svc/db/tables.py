@@ -132,3 +132,11 @@ burn_alerts = sa.Table(
     sa.Column("firing", sa.Boolean, nullable=False),
     sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+# one itsm.sla.report_ready per agreement and closed week or month
+reports_published = sa.Table(
+    "reports_published", metadata,
+    sa.Column("agreement_id", sa.Text, sa.ForeignKey("agreements.id"), primary_key=True),
+    sa.Column("period", sa.Text, primary_key=True),  # 2026-W47 or 2026-11
+    sa.Column("published_at", sa.DateTime(timezone=True), nullable=False),
+)
