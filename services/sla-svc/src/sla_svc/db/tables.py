@@ -115,3 +115,14 @@ burn_alerts = sa.Table(
     sa.Column("firing", sa.Boolean, nullable=False),
     sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+# business calendar versions, immutable: a change adds the next version, and a clock keeps the version it started with
+calendars = sa.Table(
+    "calendars", metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("definition", JSONB, nullable=False),  # BusinessCalendar.to_dict()
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_seq", sa.BigInteger, sa.Identity(), nullable=False, unique=True),
+)
