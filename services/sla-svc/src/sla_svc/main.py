@@ -12,6 +12,7 @@ from itsm_runtime.service import ServiceRuntime, build_app, serve
 
 from .api.routes import router
 from .availability import AvailabilityObjectives
+from .calendars import CalendarStore
 from .consumer import subscriptions
 from .db.tables import metadata
 from .handlers import ClockTimers, IncidentEventHandlers
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None, transport: Transport | None = N
     objectives = AvailabilityObjectives(runtime.uow)
     runtime.dispatcher.handlers.update(subscriptions(IncidentEventHandlers(timers), objectives))
     runtime.state["timers"] = timers
+    runtime.state["calendars"] = CalendarStore()
     return build_app(runtime, title="sla-svc", routers=[router],
                      description="Service level agreements, live SLA clocks, warnings and breaches.")
 

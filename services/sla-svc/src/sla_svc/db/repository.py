@@ -12,6 +12,7 @@ from ..domain.agreement import Agreement, AvailabilityObjective, Target
 from ..domain.calendar import BUILT_IN
 from ..domain.clock import Clock, Stage
 from .tables import agreements, burn_alerts, clocks, maintenance_windows, objective_breaches, service_status
+from .tables import calendars
 
 _CLOCK_FIELDS = [c.name for c in clocks.columns if c.name not in ("created_seq", "next_due_at")]
 
@@ -240,3 +241,28 @@ async def set_burn_alert(conn: AsyncConnection, *, agreement_id: str, objective_
                                       changed_at=changed_at)
     await conn.execute(stmt.on_conflict_do_update(index_elements=["agreement_id", "objective_id", "rule"],
                                                   set_={"firing": firing, "changed_at": changed_at}))
+
+
+# calendars -------------------------------------------------------------------------------------
+
+
+async def add_calendar_version(conn: AsyncConnection, *, id: str, version: int, name: str, definition: dict,
+                               created_at) -> bool:
+    """Insert one calendar version; False if that (id, version) already exists."""
+    stmt = insert(calendars).values(id=id, version=version, name=name, definition=definition, created_at=created_at)
+    return (await conn.execute(stmt.on_conflict_do_nothing().returning(calendars.c.id))).first() is not None
+
+
+async def get_calendar_version(conn: AsyncConnection, calendar_id: str, version: int | None = None):
+    """The row of this version of the calendar, or of its latest version; None if there is none."""
+    stmt = sa.select(calendars).where(calendars.c.id == calendar_id)
+    if version is not None:
+        stmt = stmt.where(calendars.c.version == version)
+    return (await conn.execute(stmt.order_by(calendars.c.version.desc()).limit(1))).first()
+
+
+async def calendar_version_at(conn: AsyncConnection, calendar_id: str, at) -> int | None:
+    """The latest version created at or before `at`, else the first; None if the calendar does not exist."""
+    c = calendars.c
+    stmt = sa.select(sa.func.coalesce(sa.func.max(c.version).filter(c.created_at <= at), sa.func.min(c.version)))
+    return (await conn.execute(stmt.where(c.id == calendar_id))).scalar()
