@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from itsm_events import Transport
 from itsm_runtime.service import ServiceRuntime, build_app, serve
 
+from .api import calendar_routes
 from .api.routes import router
 from .availability import AvailabilityObjectives
 from .calendars import CalendarStore
@@ -67,7 +68,7 @@ def create_app(settings: Settings | None = None, transport: Transport | None = N
     runtime.dispatcher.handlers.update(subscriptions(IncidentEventHandlers(timers), objectives))
     runtime.state["timers"] = timers
     runtime.state["calendars"] = CalendarStore()
-    return build_app(runtime, title="sla-svc", routers=[router],
+    return build_app(runtime, title="sla-svc", routers=[router, calendar_routes.router],
                      description="Service level agreements, live SLA clocks, warnings and breaches.")
 
 

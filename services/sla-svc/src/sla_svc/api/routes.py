@@ -13,10 +13,9 @@ from .. import availability, handlers, period_report, reviews
 from ..reports import InvalidPeriod, render
 from ..db import repository
 from ..domain.agreement import Agreement, AvailabilityObjective, InvalidAgreement, Target
-from ..domain.calendar import BUILT_IN
 from ..domain.clock import Clock
 from .schemas import (
-    AgreementCreate, AgreementPage, AgreementRead, BurnAlertRead, CalendarRead, ClockPage, ClockRead, ComplianceRead,
+    AgreementCreate, AgreementPage, AgreementRead, BurnAlertRead, ClockPage, ClockRead, ComplianceRead,
     MaintenanceWindowCreate, MaintenanceWindowPage, MaintenanceWindowRead, ObjectiveCompliance, ReviewPage, ReviewPatch,
     ReviewRead, TargetCompliance, TargetRead,
 )
@@ -49,18 +48,10 @@ def _clock_read(clock: Clock, now: datetime) -> ClockRead:
     )
 
 
-@router.get("/calendars", response_model=list[CalendarRead], tags=["calendars"])
-async def list_calendars():
-    """Business calendars; `24x7` is built in."""
-    return [CalendarRead(id=c.id, name="24 hours, 7 days", timezone="UTC") for c in BUILT_IN.values()]
-
-
 @router.post("/agreements", status_code=201, response_model=AgreementRead, tags=["agreements"])
 async def create_agreement(agreement_in: AgreementCreate, runtime: RuntimeDep,
                            idempotency_key: IdempotencyKey = None):
     """Create an agreement with response/resolution targets per priority."""
-    if agreement_in.calendar_id not in BUILT_IN:
-        raise Problem(422, f"calendar {agreement_in.calendar_id!r} does not exist")
     try:
         agreement = Agreement(
             id=str(uuid.uuid4()), name=agreement_in.name, service_id=agreement_in.service_id,
@@ -75,6 +66,8 @@ async def create_agreement(agreement_in: AgreementCreate, runtime: RuntimeDep,
         raise Problem(422, str(exc)) from exc
 
     async def create(uow):
+        if not await runtime.state["calendars"].exists(uow.conn, agreement.calendar_id):
+            raise Problem(422, f"calendar {agreement.calendar_id!r} does not exist")
         await handlers.create_agreement(uow, agreement)
         return _agreement_read(await repository.get_agreement(uow.conn, agreement.id))
 

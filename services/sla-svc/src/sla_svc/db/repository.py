@@ -266,3 +266,18 @@ async def calendar_version_at(conn: AsyncConnection, calendar_id: str, at) -> in
     c = calendars.c
     stmt = sa.select(sa.func.coalesce(sa.func.max(c.version).filter(c.created_at <= at), sa.func.min(c.version)))
     return (await conn.execute(stmt.where(c.id == calendar_id))).scalar()
+
+
+async def calendar_versions(conn: AsyncConnection, calendar_id: str, *, after_version: int | None,
+                            limit: int) -> tuple[list, int | None]:
+    stmt = sa.select(calendars).where(calendars.c.id == calendar_id)
+    return await keyset_page(conn, stmt, calendars.c.version, after=after_version, limit=limit)
+
+
+async def list_calendars(conn: AsyncConnection, *, after_seq: int | None, limit: int) -> tuple[list, int | None]:
+    """The latest version of each calendar, in the order the calendars were first created."""
+    c = calendars.c
+    ranked = sa.select(calendars, sa.func.max(c.version).over(partition_by=c.id).label("latest"),
+                       sa.func.min(c.created_seq).over(partition_by=c.id).label("first_seq")).subquery()
+    stmt = sa.select(ranked).where(ranked.c.version == ranked.c.latest)
+    return await keyset_page(conn, stmt, ranked.c.first_seq, after=after_seq, limit=limit)
