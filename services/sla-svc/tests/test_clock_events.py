@@ -113,3 +113,34 @@ async def test_an_agreement_covers_only_incidents_opened_while_it_is_in_force(sl
     await send(opened(after, service_id, created + timedelta(seconds=1)), after)
     await eventually(lambda: clocks_of(sla, after))
     assert await clocks_of(sla, before) == [], "events of one partition are handled in order"
+
+
+async def test_clocks_count_business_hours_and_keep_the_calendar_version_they_started_with(sla, send):
+    calendar_id = f"office-{uuid.uuid4().hex[:6]}"
+    week = {day: [["09:00", "17:00"]] for day in ("mon", "tue", "wed", "thu", "fri")}
+    created = await sla.post("/v1/calendars", json={"id": calendar_id, "name": "Berlin office",
+                                                    "timezone": "Europe/Berlin", "hours": week})
+    assert created.status_code == 201, created.text
+    agreement = await make_agreement(sla, within="PT2H", calendar_id=calendar_id,
+                                     effective_from="2026-01-01T00:00:00Z")
+    friday = str(uuid.uuid4())
+    # Friday 20 November 2026, 16:00 in Berlin (UTC+1): one hour today, one from Monday 9:00, so Monday 10:00
+    await send(opened(friday, agreement["service_id"], datetime(2026, 11, 20, 15, 0, tzinfo=UTC)), friday)
+    clock = await one_clock(sla, friday, lambda c: c)
+    assert datetime.fromisoformat(clock["deadline"]) == datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    assert clock["calendar_version"] == 1
+
+    week["fri"] = [["09:00", "12:00"]]
+    changed = await sla.put(f"/v1/calendars/{calendar_id}", json={"name": "Berlin office",
+                                                                  "timezone": "Europe/Berlin", "hours": week})
+    assert changed.json()["version"] == 2
+    later = str(uuid.uuid4())
+    await send(opened(later, agreement["service_id"], datetime.now(UTC)), later)
+    assert (await one_clock(sla, later, lambda c: c))["calendar_version"] == 2
+    # put on hold at 16:30 that Friday and folded again after the change, the clock still counts on version 1:
+    # half an hour done, an hour and a half left from 16:30 is Monday 10:00 again (on version 2, Monday 11:00)
+    await send(status(friday, agreement["service_id"], datetime(2026, 11, 20, 15, 30, tzinfo=UTC), "new",
+                      "on_hold"), friday)
+    again = await one_clock(sla, friday, lambda c: c["stage"] == "paused")
+    assert again["calendar_version"] == 1 and again["deadline"] == clock["deadline"]
+    assert again["elapsed_seconds"] == 30 * 60 and not again["breached"]

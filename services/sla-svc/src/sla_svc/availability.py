@@ -15,14 +15,14 @@ from itsm_runtime.scheduler import Scheduler
 
 from .db import repository
 from .domain.agreement import Agreement, AvailabilityObjective
-from .domain.calendar import BUILT_IN
+from .calendars import CalendarStore
+from .domain.calendar import Calendar
 from .reviews import BreachRef, record_breaches
 from .domain.objectives import (
     AvailabilityResult, StatusChange, StatusTimeline, availability, length, next_burn_change, parse_window, window_at,
 )
 
 log = logging.getLogger("sla_svc.availability")
-TIMEZONE = "UTC"  # calendar windows are in the agreement calendar's zone; the built-in 24x7 is UTC
 
 
 async def service_inputs(conn, service_id: str) -> tuple[StatusTimeline, list]:
@@ -32,20 +32,21 @@ async def service_inputs(conn, service_id: str) -> tuple[StatusTimeline, list]:
     return timeline, await repository.maintenance_of(conn, service_id)
 
 
-def evaluate(agreement: Agreement, timeline: StatusTimeline, maintenance: list,
+def evaluate(agreement: Agreement, calendar: Calendar, timeline: StatusTimeline, maintenance: list,
              now: datetime) -> list[tuple[AvailabilityObjective, AvailabilityResult]]:
-    """Every availability objective of the agreement over its window containing `now`."""
+    """Every availability objective of the agreement over its window containing `now` (weeks and months in the
+    calendar's timezone), counting only the calendar's working time."""
     results = []
     for objective in agreement.objectives:
         spec = parse_window(objective.window)
         results.append((objective, availability(
-            timeline, window=window_at(spec, TIMEZONE, now), now=now, target_percent=objective.target,
-            calendar=BUILT_IN[agreement.calendar_id], maintenance=maintenance,
+            timeline, window=window_at(spec, calendar.timezone, now), now=now, target_percent=objective.target,
+            calendar=calendar, maintenance=maintenance,
             exclude_maintenance=objective.exclude_maintenance, rolling=spec.kind == "rolling")))
     return results
 
 
-def next_changes(agreement: Agreement, timeline: StatusTimeline, maintenance: list, results,
+def next_changes(agreement: Agreement, calendar: Calendar, timeline: StatusTimeline, maintenance: list, results,
                  now: datetime) -> list[datetime]:
     """When each objective's budget runs out if the service stays down, and when a burn alert may change."""
     due = []
@@ -54,7 +55,7 @@ def next_changes(agreement: Agreement, timeline: StatusTimeline, maintenance: li
             due.append(result.exhausted_at_if_down_continues)
         window_length = result.window_end - result.window_start
         change = next_burn_change(timeline, after=now, until=now + window_length, target_percent=objective.target,
-                                  window_length=window_length, calendar=BUILT_IN[agreement.calendar_id],
+                                  window_length=window_length, calendar=calendar,
                                   maintenance=maintenance, exclude_maintenance=objective.exclude_maintenance)
         if change:
             due.append(change)
@@ -88,8 +89,9 @@ def status_row(envelope: Envelope, data: schemas.ServiceAvailabilityChanged) -> 
 class AvailabilityObjectives:
     """Consumes service availability and keeps one timer per agreement at its next possible breach."""
 
-    def __init__(self, uow_factory):
+    def __init__(self, uow_factory, calendars: CalendarStore):
         self._uow_factory = uow_factory
+        self.calendars = calendars
         self.scheduler = Scheduler(self.fire, name="sla-objectives", concurrency=2, batch_size=100)
 
     async def start(self, conn) -> int:
@@ -97,8 +99,9 @@ class AvailabilityObjectives:
         agreements = await repository.agreements_with_objectives(conn)
         for agreement in agreements:
             timeline, maintenance = await service_inputs(conn, agreement.service_id)
-            results = evaluate(agreement, timeline, maintenance, now)
-            self._track(agreement.id, next_changes(agreement, timeline, maintenance, results, now))
+            calendar = await self.calendars.current(conn, agreement.calendar_id, now)
+            results = evaluate(agreement, calendar, timeline, maintenance, now)
+            self._track(agreement.id, next_changes(agreement, calendar, timeline, maintenance, results, now))
         self.scheduler.start()
         return len(agreements)
 
@@ -117,7 +120,8 @@ class AvailabilityObjectives:
         if not agreement.objectives:
             return []
         timeline, maintenance = inputs or await service_inputs(uow.conn, agreement.service_id)
-        results = evaluate(agreement, timeline, maintenance, now)
+        calendar = await self.calendars.current(uow.conn, agreement.calendar_id, now)
+        results = evaluate(agreement, calendar, timeline, maintenance, now)
         for objective, result in results:
             if result.status != "breached" or result.breached_at is None:
                 continue
@@ -135,7 +139,7 @@ class AvailabilityObjectives:
                     window_end=result.window_end, actual=result.actual_percent, reason=reason,
                     breached_at=result.breached_at), key=agreement.id, time=result.breached_at)
         await self._publish_burn_changes(uow, agreement, results, now)
-        due = next_changes(agreement, timeline, maintenance, results, now)
+        due = next_changes(agreement, calendar, timeline, maintenance, results, now)
         uow.after_commit(lambda: self._track(agreement.id, due))
         return due
 

@@ -14,9 +14,9 @@ from itsm_events import Envelope, UnitOfWork, schemas
 from itsm_events.bus import is_transient
 from itsm_runtime.scheduler import Scheduler
 
+from .calendars import CalendarStore
 from .db import repository
 from .domain.agreement import Agreement
-from .domain.calendar import BUILT_IN, Calendar
 from .domain.clock import Clock
 from .domain.fold import Entry, Fact, advance, ever_targeted, fold, sort_facts
 from .reviews import BreachRef, record_breaches
@@ -52,22 +52,12 @@ def opening_of(facts: list[Fact]) -> Fact | None:
     return min((f for f in facts if f.kind == "opened"), key=lambda f: f.order, default=None)
 
 
-class BuiltInCalendars:
-    """The calendars clocks count on: only the built-in ones here."""
-
-    async def version_at(self, conn, calendar_id: str, at: datetime) -> int:
-        return 1
-
-    async def get(self, conn, calendar_id: str, version: int) -> Calendar:
-        return BUILT_IN[calendar_id]
-
-
 class Clocks:
     """Folds an incident's clocks when its events arrive, and wakes each clock at its next warning or deadline."""
 
-    def __init__(self, uow_factory, calendars=None, *, concurrency: int = 8, batch_size: int = 500):
+    def __init__(self, uow_factory, calendars: CalendarStore, *, concurrency: int = 8, batch_size: int = 500):
         self._uow_factory = uow_factory
-        self.calendars = calendars or BuiltInCalendars()
+        self.calendars = calendars
         self.scheduler = Scheduler(self.fire, name="sla-clocks", concurrency=concurrency, batch_size=batch_size)
 
     async def start(self, conn) -> int:

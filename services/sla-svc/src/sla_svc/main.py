@@ -12,8 +12,10 @@ from fastapi import FastAPI
 from itsm_events import Transport
 from itsm_runtime.service import ServiceRuntime, build_app, serve
 
+from .api import calendar_routes
 from .api.routes import router
 from .availability import AvailabilityObjectives
+from .calendars import CalendarStore
 from .consumer import subscriptions
 from .db import MIGRATIONS
 from .db.tables import metadata
@@ -67,13 +69,16 @@ def create_app(settings: Settings | None = None, transport: Transport | None = N
 
     runtime = ServiceRuntime(name=NAME, settings=settings, metadata=metadata, migrations_dir=MIGRATIONS,
                              transport=transport, on_start=[start_timers], on_stop=[stop_timers])
-    clocks = Clocks(runtime.uow, concurrency=settings.timer_concurrency, batch_size=settings.timer_batch_size)
-    objectives = AvailabilityObjectives(runtime.uow)
-    period_closing = PeriodClosing(runtime.uow)
+    calendars = CalendarStore()
+    clocks = Clocks(runtime.uow, calendars, concurrency=settings.timer_concurrency,
+                    batch_size=settings.timer_batch_size)
+    objectives = AvailabilityObjectives(runtime.uow, calendars)
+    period_closing = PeriodClosing(runtime.uow, calendars)
     runtime.dispatcher.handlers.update(subscriptions(clocks, objectives))
     runtime.state["clocks"] = clocks
+    runtime.state["calendars"] = calendars
     runtime.state["period_closing"] = period_closing  # routes schedule the agreements they create
-    return build_app(runtime, title="sla-svc", routers=[router],
+    return build_app(runtime, title="sla-svc", routers=[router, calendar_routes.router],
                      description="Service level agreements, live SLA clocks, warnings and breaches.")
 
 

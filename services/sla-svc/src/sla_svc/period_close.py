@@ -14,8 +14,9 @@ from itsm_events import UnitOfWork, schemas
 from itsm_runtime.scheduler import Scheduler
 
 from . import period_report
-from .availability import TIMEZONE
+from .calendars import CalendarStore
 from .db import repository
+from .domain.calendar import Calendar
 from .domain.agreement import Agreement
 from .reports import Report, Status, next_period_end, periods_ended
 
@@ -40,8 +41,9 @@ def report_url(agreement_id: str, period: str) -> str:
 class PeriodClosing:
     """Keeps one timer per agreement at its next period end, and announces each closed period's report once."""
 
-    def __init__(self, uow_factory):
+    def __init__(self, uow_factory, calendars: CalendarStore):
         self._uow_factory = uow_factory
+        self.calendars = calendars
         # one agreement per unit of work: an agreement whose report fails is retried alone
         self.scheduler = Scheduler(self.fire, name="sla-period-close", concurrency=4, batch_size=1)
 
@@ -54,9 +56,13 @@ class PeriodClosing:
         self.scheduler.start()
         return len(agreement_ids)
 
-    def track(self, agreement_id: str, now: datetime | None = None) -> None:
-        """Wake the agreement at its first period end after `now`; call once the agreement is committed."""
-        self.scheduler.schedule(agreement_id, next_period_end(now or datetime.now(UTC), TIMEZONE))
+    def check_soon(self, agreement_id: str) -> None:
+        """Check a new agreement now, which sets its timer to its first period end; call once it is committed."""
+        self.scheduler.schedule(agreement_id, datetime.now(UTC))
+
+    def track(self, agreement_id: str, timezone: str, now: datetime) -> None:
+        """Wake the agreement at its first period end after `now` (weeks and months in `timezone`)."""
+        self.scheduler.schedule(agreement_id, next_period_end(now, timezone))
 
     async def fire(self, agreement_ids: list[str]) -> None:
         """Announce every period of these agreements that has ended and was not announced yet."""
@@ -66,21 +72,23 @@ class PeriodClosing:
                 agreement = await repository.get_agreement(uow.conn, agreement_id)
                 if agreement is None:
                     continue
-                announced = await self._announce(uow, agreement, now)
+                calendar = await self.calendars.current(uow.conn, agreement.calendar_id, now)
+                announced = await self._announce(uow, agreement, calendar, now)
                 # from the instant checked, not from after the commit: a period ending in between is not skipped
-                uow.after_commit(partial(self.track, agreement_id, now))
+                uow.after_commit(partial(self.track, agreement_id, calendar.timezone, now))
                 await uow.commit()
             if announced:
                 log.info("agreement %s: reports ready for %s", agreement_id, ", ".join(announced))
 
-    async def _announce(self, uow: UnitOfWork, agreement: Agreement, now: datetime) -> list[str]:
+    async def _announce(self, uow: UnitOfWork, agreement: Agreement, calendar: Calendar,
+                        now: datetime) -> list[str]:
         published = await repository.published_periods(uow.conn, agreement.id)
         announced = []
-        for period in periods_ended(agreement.extra["created_at"], now, TIMEZONE):
+        for period in periods_ended(agreement.extra["created_at"], now, calendar.timezone):
             if period in published or not await repository.mark_report_published(
                     uow.conn, agreement_id=agreement.id, period=period, published_at=now):
                 continue  # announced before, or by a concurrent transaction that has just committed
-            report = await period_report.build(uow.conn, agreement, period)
+            report = await period_report.build(uow.conn, agreement, period, calendar)
             uow.emit(schemas.ReportReady(
                 agreement_id=agreement.id, service_id=agreement.service_id, period=period,
                 period_start=report.period_start, period_end=report.period_end, status=announced_status(report),

@@ -3,10 +3,10 @@
 from datetime import UTC, datetime
 from statistics import fmean
 
-from .availability import TIMEZONE, service_inputs
+from .availability import service_inputs
 from .db import repository
 from .domain.agreement import Agreement
-from .domain.calendar import BUILT_IN
+from .domain.calendar import Calendar
 from .domain.clock import Clock, Stage
 from .domain.objectives import StatusTimeline, availability
 from .reports import Report, parse_period
@@ -45,9 +45,11 @@ def _target_results(agreement: Agreement, started: list[Clock]) -> list[dict]:
     return results
 
 
-async def build(conn, agreement: Agreement, period: str) -> Report:
-    """Raises reports.InvalidPeriod for a period that is neither `YYYY-Www` nor `YYYY-MM`."""
-    start, end = parse_period(period, TIMEZONE)
+async def build(conn, agreement: Agreement, period: str, calendar: Calendar) -> Report:
+    """The period's report, its weeks and months in the calendar's timezone, counting the calendar's working time.
+
+    Raises reports.InvalidPeriod for a period that is neither `YYYY-Www` nor `YYYY-MM`."""
+    start, end = parse_period(period, calendar.timezone)
     now = datetime.now(UTC)
     clocks = await repository.clocks_for_period(conn, agreement.id, start, end)
     started = [c for c in clocks if start <= c.started_at < end]
@@ -68,7 +70,7 @@ async def build(conn, agreement: Agreement, period: str) -> Report:
         timeline, maintenance = await service_inputs(conn, agreement.service_id)
         for objective in agreement.objectives:
             result = availability(timeline, window=(start, end), now=min(now, end), target_percent=objective.target,
-                                  calendar=BUILT_IN[agreement.calendar_id], maintenance=maintenance,
+                                  calendar=calendar, maintenance=maintenance,
                                   exclude_maintenance=objective.exclude_maintenance)
             objectives.append({
                 "id": objective.id, "kind": "availability", "target": objective.target / 100,

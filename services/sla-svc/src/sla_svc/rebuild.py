@@ -27,6 +27,7 @@ from itsm_events.envelope import PoisonMessage, from_kafka, parse_data
 from itsm_runtime.db import create_engine, migrate
 
 from .availability import AvailabilityObjectives, service_inputs, status_row
+from .calendars import CalendarStore
 from .db import MIGRATIONS, repository
 from .db.tables import platform
 from .domain.fold import Fact
@@ -37,7 +38,7 @@ from .settings import Settings
 log = logging.getLogger("sla_svc.rebuild")
 TOPICS = (topics.INCIDENT, topics.CMDB)
 # copied as they are (in foreign-key order): what people entered, and which reports were announced
-COPIED = ("agreements", "maintenance_windows", "reviews", "review_breaches", "reports_published")
+COPIED = ("calendars", "agreements", "maintenance_windows", "reviews", "review_breaches", "reports_published")
 INCIDENT_EVENTS = (schemas.IncidentOpened, schemas.IncidentStatusChanged, schemas.IncidentPriorityChanged)
 CHUNK = 5000
 
@@ -136,10 +137,11 @@ async def rebuild(settings: Settings, *, schema: str, replace: bool = False) -> 
                 await repository.add_service_statuses(uow.conn, replayed.statuses[n:n + CHUNK])
             now = datetime.now(UTC)
             agreements = await repository.all_agreements(uow.conn)
-            incidents, clocks = await _fold_clocks(uow, replayed.facts, agreements, now)
+            calendars = CalendarStore()
+            incidents, clocks = await _fold_clocks(uow, calendars, replayed.facts, agreements, now)
             with_objectives = [a for a in agreements if a.objectives]
             for agreement in with_objectives:
-                await _check_objectives(uow, agreement, now)
+                await _check_objectives(uow, calendars, agreement, now)
             await uow.conn.execute(platform["outbox"].delete())
             await uow.commit()
     finally:
@@ -149,14 +151,15 @@ async def rebuild(settings: Settings, *, schema: str, replace: bool = False) -> 
                          seconds=time.perf_counter() - started)
 
 
-async def _fold_clocks(uow: UnitOfWork, facts: list[tuple[str, Fact]], agreements, now: datetime) -> tuple[int, int]:
+async def _fold_clocks(uow: UnitOfWork, calendars: CalendarStore, facts: list[tuple[str, Fact]], agreements,
+                       now: datetime) -> tuple[int, int]:
     by_incident: dict[str, list[Fact]] = defaultdict(list)
     for incident_id, fact in facts:
         by_incident[incident_id].append(fact)
     by_service = defaultdict(list)
     for agreement in agreements:
         by_service[agreement.service_id].append(agreement)
-    folder, batch, breaches, count = Clocks(uow_factory=None), [], [], 0
+    folder, batch, breaches, count = Clocks(None, calendars), [], [], 0
     for incident_id, mine in by_incident.items():
         opened = opening_of(mine)
         if opened is None:
@@ -176,9 +179,9 @@ async def _fold_clocks(uow: UnitOfWork, facts: list[tuple[str, Fact]], agreement
     return len(by_incident), count + len(batch)
 
 
-async def _check_objectives(uow: UnitOfWork, agreement, now: datetime) -> None:
+async def _check_objectives(uow: UnitOfWork, calendars: CalendarStore, agreement, now: datetime) -> None:
     """Check the agreement's objectives at each instant the live service would have: status changes and timers."""
-    objectives = AvailabilityObjectives(uow_factory=None)
+    objectives = AvailabilityObjectives(None, calendars)
     inputs = await service_inputs(uow.conn, agreement.service_id)
     changes = inputs[0].changes_between(datetime.min.replace(tzinfo=UTC), now + timedelta(microseconds=1))
     at = changes[0] if changes else now

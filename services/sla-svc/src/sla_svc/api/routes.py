@@ -14,10 +14,9 @@ from .. import availability, handlers, period_report, reviews
 from ..reports import InvalidPeriod, render
 from ..db import repository
 from ..domain.agreement import Agreement, AvailabilityObjective, InvalidAgreement, Target
-from ..domain.calendar import BUILT_IN
 from ..domain.clock import Clock
 from .schemas import (
-    AgreementCreate, AgreementPage, AgreementRead, BurnAlertRead, CalendarRead, ClockPage, ClockRead, ComplianceRead,
+    AgreementCreate, AgreementPage, AgreementRead, BurnAlertRead, ClockPage, ClockRead, ComplianceRead,
     MaintenanceWindowCreate, MaintenanceWindowPage, MaintenanceWindowRead, ObjectiveCompliance, ReviewPage, ReviewPatch,
     ReviewRead, TargetCompliance, TargetRead, TimelineEntryRead,
 )
@@ -52,18 +51,10 @@ def _clock_read(clock: Clock, calendar, now: datetime) -> ClockRead:
     )
 
 
-@router.get("/calendars", response_model=list[CalendarRead], tags=["calendars"])
-async def list_calendars():
-    """Business calendars; `24x7` is built in."""
-    return [CalendarRead(id=c.id, name="24 hours, 7 days", timezone="UTC") for c in BUILT_IN.values()]
-
-
 @router.post("/agreements", status_code=201, response_model=AgreementRead, tags=["agreements"])
 async def create_agreement(agreement_in: AgreementCreate, runtime: RuntimeDep,
                            idempotency_key: IdempotencyKey = None):
     """Create an agreement with response/resolution targets per priority."""
-    if agreement_in.calendar_id not in BUILT_IN:
-        raise Problem(422, f"calendar {agreement_in.calendar_id!r} does not exist")
     try:
         agreement = Agreement(
             id=str(uuid.uuid4()), name=agreement_in.name, service_id=agreement_in.service_id,
@@ -79,8 +70,10 @@ async def create_agreement(agreement_in: AgreementCreate, runtime: RuntimeDep,
         raise Problem(422, str(exc)) from exc
 
     async def create(uow):
+        if not await runtime.state["calendars"].exists(uow.conn, agreement.calendar_id):
+            raise Problem(422, f"calendar {agreement.calendar_id!r} does not exist")
         await handlers.create_agreement(uow, agreement)
-        uow.after_commit(partial(runtime.state["period_closing"].track, agreement.id))
+        uow.after_commit(partial(runtime.state["period_closing"].check_soon, agreement.id))
         return _agreement_read(await repository.get_agreement(uow.conn, agreement.id))
 
     return await runtime.create_once(key=idempotency_key, scope="POST /v1/agreements", request=agreement_in,
@@ -128,6 +121,7 @@ async def list_clocks(runtime: RuntimeDep, incident_id: str | None = None, agree
 @router.get("/agreements/{agreement_id}/compliance", response_model=ComplianceRead, tags=["agreements"])
 async def agreement_compliance(agreement_id: str, runtime: RuntimeDep):
     """Every target of the agreement: clocks met, breached and running, percent met, status."""
+    now = datetime.now(UTC)
     async with runtime.engine.connect() as conn:
         agreement = await repository.get_agreement(conn, agreement_id)
         if agreement is None:
@@ -136,8 +130,9 @@ async def agreement_compliance(agreement_id: str, runtime: RuntimeDep):
         objectives = []
         if agreement.objectives:
             timeline, maintenance = await availability.service_inputs(conn, agreement.service_id)
+            calendar = await runtime.state["calendars"].current(conn, agreement.calendar_id, now)
             objectives = [_objective_read(o, r)
-                          for o, r in availability.evaluate(agreement, timeline, maintenance, datetime.now(UTC))]
+                          for o, r in availability.evaluate(agreement, calendar, timeline, maintenance, now)]
     targets = []
     for target in agreement.targets:
         row = counts.get((target.metric, target.priority))
@@ -246,7 +241,8 @@ async def agreement_report(agreement_id: str, runtime: RuntimeDep,
         if agreement is None:
             raise NotFound("agreement", agreement_id)
         try:
-            report = await period_report.build(conn, agreement, period)
+            calendar = await runtime.state["calendars"].current(conn, agreement.calendar_id, datetime.now(UTC))
+            report = await period_report.build(conn, agreement, period, calendar)
         except InvalidPeriod as exc:
             raise Problem(422, str(exc)) from exc
     body, media_type = render(report, format)

@@ -145,10 +145,37 @@ class ComplianceRead(BaseModel):
     computed_at: datetime
 
 
+class CalendarCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$",
+                           description="chosen by the service when left out; on PUT it must match the path")
+    name: str = Field(min_length=1, max_length=300)
+    timezone: str = Field(max_length=100, description="IANA time zone, e.g. Europe/Berlin")
+    hours: dict[str, list[list[str]]] = Field(
+        description='working hours per weekday as local [start, end] times, e.g. {"mon": [["09:00", "17:00"]]}; '
+                    'an end at or before its start runs into the next day, "24:00" ends at midnight')
+    holidays: list[str] = Field(default=[], max_length=2000, description="extra non-working dates, YYYY-MM-DD")
+    holiday_country: str | None = Field(default=None, max_length=10,
+                                        description="ISO 3166-1 code whose public holidays are not worked, e.g. DE")
+    holiday_subdivision: str | None = Field(default=None, max_length=10, description="e.g. BY for Bavaria")
+
+
 class CalendarRead(BaseModel):
     id: str
     name: str
+    version: int
     timezone: str
+    hours: dict[str, list[list[str]]]
+    holidays: list[date]
+    holiday_country: str | None
+    holiday_subdivision: str | None
+    created_at: datetime | None = Field(description="when this version was made; null for the built-in 24x7")
+
+
+class CalendarPage(BaseModel):
+    items: list[CalendarRead]
+    next_cursor: str | None
 
 
 class MaintenanceWindowCreate(BaseModel):

@@ -12,8 +12,8 @@ from ..domain.agreement import Agreement, AvailabilityObjective, Target
 from ..domain.clock import Clock
 from ..domain.fold import ClockState, Fact
 from .tables import (
-    agreements, burn_alerts, clocks, incident_facts, maintenance_windows, objective_breaches, reports_published,
-    service_status,
+    agreements, burn_alerts, calendars, clocks, incident_facts, maintenance_windows, objective_breaches,
+    reports_published, service_status,
 )
 
 
@@ -310,3 +310,41 @@ async def mark_report_published(conn: AsyncConnection, *, agreement_id: str, per
     """Record the period's report as published; False if it already was (here or in a concurrent transaction)."""
     stmt = insert(reports_published).values(agreement_id=agreement_id, period=period, published_at=published_at)
     return (await conn.execute(stmt.on_conflict_do_nothing().returning(reports_published.c.period))).first() is not None
+# calendars -------------------------------------------------------------------------------------
+
+
+async def add_calendar_version(conn: AsyncConnection, *, id: str, version: int, name: str, definition: dict,
+                               created_at) -> bool:
+    """Insert one calendar version; False if that (id, version) already exists."""
+    stmt = insert(calendars).values(id=id, version=version, name=name, definition=definition, created_at=created_at)
+    return (await conn.execute(stmt.on_conflict_do_nothing().returning(calendars.c.id))).first() is not None
+
+
+async def get_calendar_version(conn: AsyncConnection, calendar_id: str, version: int | None = None):
+    """The row of this version of the calendar, or of its latest version; None if there is none."""
+    stmt = sa.select(calendars).where(calendars.c.id == calendar_id)
+    if version is not None:
+        stmt = stmt.where(calendars.c.version == version)
+    return (await conn.execute(stmt.order_by(calendars.c.version.desc()).limit(1))).first()
+
+
+async def calendar_version_at(conn: AsyncConnection, calendar_id: str, at) -> int | None:
+    """The latest version created at or before `at`, else the first; None if the calendar does not exist."""
+    c = calendars.c
+    stmt = sa.select(sa.func.coalesce(sa.func.max(c.version).filter(c.created_at <= at), sa.func.min(c.version)))
+    return (await conn.execute(stmt.where(c.id == calendar_id))).scalar()
+
+
+async def calendar_versions(conn: AsyncConnection, calendar_id: str, *, after_version: int | None,
+                            limit: int) -> tuple[list, int | None]:
+    stmt = sa.select(calendars).where(calendars.c.id == calendar_id)
+    return await keyset_page(conn, stmt, calendars.c.version, after=after_version, limit=limit)
+
+
+async def list_calendars(conn: AsyncConnection, *, after_seq: int | None, limit: int) -> tuple[list, int | None]:
+    """The latest version of each calendar, in the order the calendars were first created."""
+    c = calendars.c
+    ranked = sa.select(calendars, sa.func.max(c.version).over(partition_by=c.id).label("latest"),
+                       sa.func.min(c.created_seq).over(partition_by=c.id).label("first_seq")).subquery()
+    stmt = sa.select(ranked).where(ranked.c.version == ranked.c.latest)
+    return await keyset_page(conn, stmt, ranked.c.first_seq, after=after_seq, limit=limit)

@@ -140,3 +140,14 @@ reports_published = sa.Table(
     sa.Column("period", sa.Text, primary_key=True),  # 2026-W47 or 2026-11
     sa.Column("published_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+# business calendar versions, immutable: a change adds the next version, and a clock keeps the version it started with
+calendars = sa.Table(
+    "calendars", metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("definition", JSONB, nullable=False),  # BusinessCalendar.to_dict()
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_seq", sa.BigInteger, sa.Identity(), nullable=False, unique=True),
+)

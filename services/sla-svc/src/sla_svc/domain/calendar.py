@@ -29,6 +29,7 @@ Interval = tuple[datetime, datetime]
 class Calendar(Protocol):
     id: str
     version: int
+    timezone: str  # where its days, weeks and months begin
 
     def add(self, start: datetime, seconds: float) -> datetime:
         """The instant at which `seconds` of working time have passed since `start`."""
@@ -46,6 +47,7 @@ class TwentyFourSeven:
 
     id: str = "24x7"
     version: int = 1
+    timezone: str = "UTC"
 
     def add(self, start: datetime, seconds: float) -> datetime:
         return start + timedelta(seconds=seconds)
