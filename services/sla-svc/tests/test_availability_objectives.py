@@ -133,7 +133,10 @@ async def test_objective_breached_is_published_at_the_instant_the_budget_runs_ou
 @pytest.mark.parametrize("objective", [
     {"kind": "availability", "target": 100.5, "window": "P30D"},
     {"kind": "availability", "target": 99.9, "window": "fortnightly"},
-    {"kind": "resolution_ratio", "target": 80, "window": "calendar_week", "within": "PT1H"},
+    {"kind": "resolution_ratio", "target": 80, "window": "P7D", "within": "PT1H"},
+    {"kind": "resolution_ratio", "target": 80, "window": "calendar_week", "within": "PT0S"},
+    {"kind": "resolution_ratio", "target": 80, "window": "calendar_week", "within": "PT1H", "priorities": [6]},
+    {"kind": "uptime", "target": 80, "window": "calendar_week"},
 ])
 async def test_bad_objectives_are_problems(sla, objective):
     response = await sla.post("/v1/agreements", json={

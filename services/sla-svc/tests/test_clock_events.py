@@ -1,6 +1,7 @@
 """Clocks folded from incident events on real PostgreSQL and Kafka: re-targeting, reopening, and events
 that arrive late, twice or out of order."""
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -144,3 +145,40 @@ async def test_clocks_count_business_hours_and_keep_the_calendar_version_they_st
     again = await one_clock(sla, friday, lambda c: c["stage"] == "paused")
     assert again["calendar_version"] == 1 and again["deadline"] == clock["deadline"]
     assert again["elapsed_seconds"] == 30 * 60 and not again["breached"]
+
+
+async def test_a_ratio_objective_is_at_risk_then_breached_when_its_window_ends(sla, send, kafka_bootstrap):
+    now = datetime.now(UTC)
+    end = now + timedelta(seconds=6)
+    agreement = await make_agreement(sla, within="PT4H", objectives=[{
+        "kind": "resolution_ratio", "target": 80, "within": "PT2S", "priorities": [1],
+        "window": {"start": (now - timedelta(days=1)).isoformat(), "end": end.isoformat()}}])
+    service_id, incidents = agreement["service_id"], [str(uuid.uuid4()) for _ in range(5)]
+    now = datetime.now(UTC)  # after the agreement is in force
+    for incident_id in incidents:
+        await send(opened(incident_id, service_id, now), incident_id)
+    for incident_id in incidents[:3]:  # three resolved within the two seconds, two never
+        await send(status(incident_id, service_id, now + timedelta(seconds=1), "new", "resolved"), incident_id)
+
+    async def ratio(status: str):
+        compliance = (await sla.get(f"/v1/agreements/{agreement['id']}/compliance")).json()
+        objective = compliance["objectives"][0]
+        return objective if objective["status"] == status else None
+
+    at_risk = await eventually(lambda: ratio("at_risk"))
+    assert datetime.now(UTC) < end, "at risk while the window runs"
+    assert (at_risk["tickets"], at_risk["met"], at_risk["missed"], at_risk["open"]) == (5, 3, 2, 0)
+    assert at_risk["actual_percent"] == 60.0 and at_risk["kind"] == "resolution_ratio"
+    assert len((await sla.get("/v1/clocks", params={"incident_id": incidents[0]})).json()["items"]) == 2, \
+        "the incident's resolution clock, and its ticket's clock for the objective"
+
+    records = await read_topic(kafka_bootstrap, topics.SLA, until=lambda rs: any(
+        dict(r.headers)["ce_type"] == b"itsm.sla.objective_breached" and r.key == agreement["id"].encode()
+        for r in rs), timeout=30)
+    breach = next(r for r in records if dict(r.headers)["ce_type"] == b"itsm.sla.objective_breached"
+                  and r.key == agreement["id"].encode())
+    data = json.loads(breach.value)
+    assert data["kind"] == "resolution_ratio" and data["reason"] == "missed" and data["actual"] == 60.0
+    assert datetime.fromisoformat(data["breached_at"]) == end, "breached when the window ended"
+    reviews = (await sla.get("/v1/reviews", params={"agreement_id": agreement["id"]})).json()["items"]
+    assert [b["kind"] for b in reviews[0]["breaches"]] == ["objective"]

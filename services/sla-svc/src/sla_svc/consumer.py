@@ -2,11 +2,11 @@
 
 from itsm_events.bus import Handler
 
-from .availability import AvailabilityObjectives
+from .objectives import Objectives
 from .handlers import Clocks
 
 
-def subscriptions(clocks: Clocks, objectives: AvailabilityObjectives) -> dict[str, Handler]:
+def subscriptions(clocks: Clocks, objectives: Objectives) -> dict[str, Handler]:
     return {
         # each is stored as a fact of the incident, whose clocks are then folded again:
         # opening starts a response and/or resolution clock for each agreement covering the incident,

@@ -8,6 +8,7 @@ moves a clock's saved state on to now, which is the same as folding again (prove
 import dataclasses
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from itsm_events import Envelope, UnitOfWork, schemas
@@ -18,7 +19,7 @@ from .calendars import CalendarStore
 from .db import repository
 from .domain.agreement import Agreement
 from .domain.clock import Clock
-from .domain.fold import Entry, Fact, advance, ever_targeted, fold, sort_facts
+from .domain.fold import ClockSpec, Entry, Fact, advance, ever_targeted, fold, sort_facts
 from .reviews import BreachRef, record_breaches
 
 log = logging.getLogger("sla_svc.timers")
@@ -27,8 +28,9 @@ RETRY_FAILED = timedelta(seconds=1)
 CLOCK_IDS = uuid.UUID("5b1a0c3e-7d4f-4c7e-9a59-2f0e6b1c8d21")  # namespace: a replay gives every clock its id
 
 
-def clock_id(agreement_id: str, incident_id: str, metric: str) -> str:
-    return str(uuid.uuid5(CLOCK_IDS, f"{agreement_id}/{incident_id}/{metric}"))
+def clock_id(agreement_id: str, incident_id: str, spec: ClockSpec) -> str:
+    name = f"{agreement_id}/{incident_id}/{spec.metric}"
+    return str(uuid.uuid5(CLOCK_IDS, f"{name}/{spec.objective_id}" if spec.objective_id else name))
 
 
 def fact_of(envelope: Envelope, data: schemas.EventData) -> tuple[str, Fact]:
@@ -55,9 +57,12 @@ def opening_of(facts: list[Fact]) -> Fact | None:
 class Clocks:
     """Folds an incident's clocks when its events arrive, and wakes each clock at its next warning or deadline."""
 
-    def __init__(self, uow_factory, calendars: CalendarStore, *, concurrency: int = 8, batch_size: int = 500):
+    def __init__(self, uow_factory, calendars: CalendarStore, *, concurrency: int = 8, batch_size: int = 500,
+                 tickets_changed: Callable[[set[str]], None] | None = None):
         self._uow_factory = uow_factory
         self.calendars = calendars
+        # told (after commit) which agreements' ratio objectives have tickets whose clocks moved
+        self._tickets_changed = tickets_changed or (lambda agreement_ids: None)
         self.scheduler = Scheduler(self.fire, name="sla-clocks", concurrency=concurrency, batch_size=batch_size)
 
     async def start(self, conn) -> int:
@@ -70,6 +75,9 @@ class Clocks:
 
     def track(self, clocks: list[Clock]) -> None:
         """Schedule (or drop) each clock's timer; call after its state is committed."""
+        tickets = {c.agreement_id for c in clocks if c.objective_id is not None}
+        if tickets:
+            self._tickets_changed(tickets)
         for clock in clocks:
             if clock.state.next_due is None:
                 self.scheduler.cancel(clock.id)
@@ -104,24 +112,25 @@ class Clocks:
         """The incident's clocks under each agreement covering it, folded from its facts as of `now`."""
         facts = sort_facts(facts)
         opened = opening_of(facts)
-        by_target = {(c.agreement_id, c.metric): c for c in known}
+        by_target = {(c.agreement_id, c.metric, c.objective_id): c for c in known}
         clocks = []
         for agreement in agreements:
             if not agreement.covers(service_id=opened.service_id, customer_id=opened.customer_id,
                                     opened_at=opened.at):
                 continue
             for spec in agreement.clock_specs():
-                clock = by_target.get((agreement.id, spec.metric))
+                clock = by_target.get((agreement.id, spec.metric, spec.objective_id))
                 if clock is None and not ever_targeted(spec, facts):
                     continue
                 version = clock.calendar_version if clock else await self.calendars.version_at(
                     conn, agreement.calendar_id, opened.at)
                 state = fold(spec, await self.calendars.get(conn, agreement.calendar_id, version), facts, now)
                 if clock is None:
-                    clock = Clock(id=clock_id(agreement.id, incident_id, spec.metric), agreement_id=agreement.id,
+                    clock = Clock(id=clock_id(agreement.id, incident_id, spec), agreement_id=agreement.id,
                                   incident_id=incident_id, service_id=opened.service_id,
                                   customer_id=opened.customer_id, metric=spec.metric,
-                                  calendar_id=agreement.calendar_id, calendar_version=version, state=state)
+                                  objective_id=spec.objective_id, calendar_id=agreement.calendar_id,
+                                  calendar_version=version, state=state)
                 clock.state = state
                 clocks.append(clock)
         return clocks
@@ -161,11 +170,11 @@ class Clocks:
     async def advance(self, uow: UnitOfWork, clocks: list[Clock], now: datetime) -> None:
         """Move saved clocks on to `now`, publish what fell due, and save them."""
         agreements = await repository.get_agreements(uow.conn, {c.agreement_id for c in clocks})
-        specs = {(a.id, s.metric): s for a in agreements.values() for s in a.clock_specs()}
+        specs = {(a.id, s.metric, s.objective_id): s for a in agreements.values() for s in a.clock_specs()}
         breaches = []
         for clock in clocks:
             calendar = await self.calendars.get(uow.conn, clock.calendar_id, clock.calendar_version)
-            advance(specs[clock.agreement_id, clock.metric], calendar, clock.state, now)
+            advance(specs[clock.agreement_id, clock.metric, clock.objective_id], calendar, clock.state, now)
             breaches += publish(uow, clock, now)
         await record_breaches(uow, breaches)
         await repository.save_clocks(uow.conn, clocks)
@@ -196,12 +205,16 @@ def _event_of(clock: Clock, entry: Entry) -> schemas.EventData | None:
 
 
 def publish(uow: UnitOfWork, clock: Clock, now: datetime) -> list[BreachRef]:
-    """Publish each timeline entry due by `now` once, stamped with its own instant; return the new breaches."""
+    """Publish each timeline entry due by `now` once, stamped with its own instant; return the new breaches.
+
+    A ratio objective's ticket clock publishes nothing: its objective is breached or not as a whole."""
     breaches = []
     for entry in clock.state.timeline:
         if entry.key in clock.published or entry.at > now:
             continue
         clock.published.add(entry.key)
+        if clock.objective_id is not None:
+            continue
         if entry.kind == "breached":
             breaches.append(BreachRef(agreement_id=clock.agreement_id, service_id=clock.service_id, kind="clock",
                                       ref_id=clock.id, incident_id=clock.incident_id, breached_at=entry.at))

@@ -14,7 +14,7 @@ from itsm_runtime.service import ServiceRuntime, build_app, serve
 
 from .api import calendar_routes
 from .api.routes import router
-from .availability import AvailabilityObjectives
+from .objectives import Objectives
 from .calendars import CalendarStore
 from .consumer import subscriptions
 from .db import MIGRATIONS
@@ -70,9 +70,9 @@ def create_app(settings: Settings | None = None, transport: Transport | None = N
     runtime = ServiceRuntime(name=NAME, settings=settings, metadata=metadata, migrations_dir=MIGRATIONS,
                              transport=transport, on_start=[start_timers], on_stop=[stop_timers])
     calendars = CalendarStore()
+    objectives = Objectives(runtime.uow, calendars)
     clocks = Clocks(runtime.uow, calendars, concurrency=settings.timer_concurrency,
-                    batch_size=settings.timer_batch_size)
-    objectives = AvailabilityObjectives(runtime.uow, calendars)
+                    batch_size=settings.timer_batch_size, tickets_changed=objectives.check_soon)
     period_closing = PeriodClosing(runtime.uow, calendars)
     runtime.dispatcher.handlers.update(subscriptions(clocks, objectives))
     runtime.state["clocks"] = clocks

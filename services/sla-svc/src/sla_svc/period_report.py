@@ -3,7 +3,7 @@
 from datetime import UTC, datetime
 from statistics import fmean
 
-from .availability import service_inputs
+from .objectives import service_inputs
 from .db import repository
 from .domain.agreement import Agreement
 from .domain.calendar import Calendar
@@ -66,9 +66,9 @@ async def build(conn, agreement: Agreement, period: str, calendar: Calendar) -> 
                  for b in await repository.objective_breaches_between(conn, agreement.id, start, end)]
 
     objectives = []
-    if agreement.objectives:
+    if agreement.availability_objectives:
         timeline, maintenance = await service_inputs(conn, agreement.service_id)
-        for objective in agreement.objectives:
+        for objective in agreement.availability_objectives:
             result = availability(timeline, window=(start, end), now=min(now, end), target_percent=objective.target,
                                   calendar=calendar, maintenance=maintenance,
                                   exclude_maintenance=objective.exclude_maintenance)

@@ -26,7 +26,7 @@ from itsm_events import UnitOfWork, schemas, topics
 from itsm_events.envelope import PoisonMessage, from_kafka, parse_data
 from itsm_runtime.db import create_engine, migrate
 
-from .availability import AvailabilityObjectives, service_inputs, status_row
+from .objectives import Objectives, service_inputs, status_row
 from .calendars import CalendarStore
 from .db import MIGRATIONS, repository
 from .db.tables import platform
@@ -181,7 +181,7 @@ async def _fold_clocks(uow: UnitOfWork, calendars: CalendarStore, facts: list[tu
 
 async def _check_objectives(uow: UnitOfWork, calendars: CalendarStore, agreement, now: datetime) -> None:
     """Check the agreement's objectives at each instant the live service would have: status changes and timers."""
-    objectives = AvailabilityObjectives(None, calendars)
+    objectives = Objectives(None, calendars)
     inputs = await service_inputs(uow.conn, agreement.service_id)
     changes = inputs[0].changes_between(datetime.min.replace(tzinfo=UTC), now + timedelta(microseconds=1))
     at = changes[0] if changes else now

@@ -10,15 +10,16 @@ from itsm_runtime.errors import NotFound, Problem
 from itsm_runtime.pagination import CursorParam, LimitParam, cursor_after, seq_after
 from itsm_runtime.service import IdempotencyKey, RuntimeDep
 
-from .. import availability, handlers, period_report, reviews
+from .. import handlers, objectives, period_report, reviews
 from ..reports import InvalidPeriod, render
 from ..db import repository
-from ..domain.agreement import Agreement, AvailabilityObjective, InvalidAgreement, Target
+from ..domain.agreement import Agreement, AvailabilityObjective, InvalidAgreement, Objective, RatioObjective, Target
+from ..domain.ratio import RatioResult
 from ..domain.clock import Clock
 from .schemas import (
-    AgreementCreate, AgreementPage, AgreementRead, BurnAlertRead, ClockPage, ClockRead, ComplianceRead,
-    MaintenanceWindowCreate, MaintenanceWindowPage, MaintenanceWindowRead, ObjectiveCompliance, ReviewPage, ReviewPatch,
-    ReviewRead, TargetCompliance, TargetRead, TimelineEntryRead,
+    AgreementCreate, AgreementPage, AgreementRead, AvailabilityObjectiveIn, BurnAlertRead, ClockPage, ClockRead,
+    ComplianceRead, MaintenanceWindowCreate, MaintenanceWindowPage, MaintenanceWindowRead, ObjectiveCompliance,
+    RatioObjectiveIn, ReviewPage, ReviewPatch, ReviewRead, TargetCompliance, TargetRead, TimelineEntryRead,
 )
 
 router = APIRouter(prefix="/v1", tags=["sla"])
@@ -30,8 +31,7 @@ def _agreement_read(agreement: Agreement) -> AgreementRead:
         calendar_id=agreement.calendar_id,
         targets=[TargetRead(metric=t.metric, priority=t.priority, within=t.within) for t in agreement.targets],
         warning_thresholds=list(agreement.warning_thresholds), pause_on=list(agreement.pause_on),
-        objectives=[{"id": o.id, "kind": o.kind, "target": o.target, "window": o.window,
-                     "exclude_maintenance": o.exclude_maintenance} for o in agreement.objectives],
+        objectives=[repository.objective_dict(o) for o in agreement.objectives],
         effective_from=agreement.effective_from, created_at=agreement.extra["created_at"],
     )
 
@@ -61,9 +61,7 @@ async def create_agreement(agreement_in: AgreementCreate, runtime: RuntimeDep,
             customer_id=agreement_in.customer_id, calendar_id=agreement_in.calendar_id,
             targets=tuple(Target(metric=t.metric, priority=t.priority, within=t.within) for t in agreement_in.targets),
             warning_thresholds=tuple(agreement_in.warning_thresholds), pause_on=tuple(agreement_in.pause_on),
-            objectives=tuple(AvailabilityObjective(id=f"objective-{n}", target=o.target, window=o.window,
-                                                   exclude_maintenance=o.exclude_maintenance)
-                             for n, o in enumerate(agreement_in.objectives, start=1)),
+            objectives=tuple(_objective(f"objective-{n}", o) for n, o in enumerate(agreement_in.objectives, start=1)),
             effective_from=agreement_in.effective_from,
         )
     except InvalidAgreement as exc:
@@ -127,12 +125,8 @@ async def agreement_compliance(agreement_id: str, runtime: RuntimeDep):
         if agreement is None:
             raise NotFound("agreement", agreement_id)
         counts = {(r.metric, r.priority): r for r in await repository.compliance_counts(conn, agreement_id)}
-        objectives = []
-        if agreement.objectives:
-            timeline, maintenance = await availability.service_inputs(conn, agreement.service_id)
-            calendar = await runtime.state["calendars"].current(conn, agreement.calendar_id, now)
-            objectives = [_objective_read(o, r)
-                          for o, r in availability.evaluate(agreement, calendar, timeline, maintenance, now)]
+        results = await objectives.current(conn, runtime.state["calendars"], agreement, now)
+    objective_reads = [_objective_read(o, r) for o, r in results]
     targets = []
     for target in agreement.targets:
         row = counts.get((target.metric, target.priority))
@@ -142,13 +136,27 @@ async def agreement_compliance(agreement_id: str, runtime: RuntimeDep):
         targets.append(TargetCompliance(metric=target.metric, priority=target.priority, within=target.within,
                                         met=met, breached=breached, running=running,
                                         percent_met=round(100.0 * met / done, 2) if done else None, status=status))
-    statuses = {t.status for t in targets} | {o.status for o in objectives}
+    statuses = {t.status for t in targets} | {o.status for o in objective_reads}
     overall = "breached" if "breached" in statuses else ("at_risk" if "at_risk" in statuses else "ok")
-    return ComplianceRead(agreement_id=agreement_id, status=overall, targets=targets, objectives=objectives,
+    return ComplianceRead(agreement_id=agreement_id, status=overall, targets=targets, objectives=objective_reads,
                           computed_at=datetime.now(UTC))
 
 
-def _objective_read(objective: AvailabilityObjective, result) -> ObjectiveCompliance:
+def _objective(objective_id: str, objective_in: AvailabilityObjectiveIn | RatioObjectiveIn) -> Objective:
+    if isinstance(objective_in, RatioObjectiveIn):
+        return RatioObjective(id=objective_id, target=objective_in.target, window=objective_in.window,
+                              within=objective_in.within, priorities=tuple(sorted(set(objective_in.priorities))))
+    return AvailabilityObjective(id=objective_id, target=objective_in.target, window=objective_in.window,
+                                 exclude_maintenance=objective_in.exclude_maintenance)
+
+
+def _objective_read(objective: Objective, result) -> ObjectiveCompliance:
+    if isinstance(result, RatioResult):
+        return ObjectiveCompliance(
+            id=objective.id, kind=objective.kind, target=objective.target, window_start=result.window_start,
+            window_end=result.window_end, actual_percent=result.actual_percent, breached_at=result.breached_at,
+            status=result.status, tickets=result.tickets, met=result.met, missed=result.missed, open=result.open,
+            best_percent=result.best_percent)
     return ObjectiveCompliance(
         id=objective.id, kind=objective.kind, target=objective.target, window_start=result.window_start,
         window_end=result.window_end, actual_percent=result.actual_percent, downtime_seconds=result.downtime_seconds,

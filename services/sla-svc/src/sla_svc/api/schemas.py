@@ -24,6 +24,19 @@ class AvailabilityObjectiveIn(BaseModel):
     exclude_maintenance: bool = True
 
 
+class RatioObjectiveIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["resolution_ratio"]
+    target: float = Field(gt=0, lt=100, description="percent of incidents, e.g. 80")
+    within: timedelta = Field(gt=timedelta(0), le=timedelta(days=366), description="ISO 8601 duration, e.g. PT1H")
+    window: str | dict = Field(description='"calendar_week", "calendar_month" or a fixed {start, end}')
+    priorities: list[Priority] = Field(default=[], description="only incidents of these priorities; all if empty")
+
+
+ObjectiveIn = Annotated[AvailabilityObjectiveIn | RatioObjectiveIn, Field(discriminator="kind")]
+
+
 class AgreementCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -34,7 +47,7 @@ class AgreementCreate(BaseModel):
     targets: list[TargetIn] = Field(min_length=1, max_length=50)
     warning_thresholds: list[float] = [0.5, 0.75, 0.9]
     pause_on: list[str] = ["on_hold"]
-    objectives: list[AvailabilityObjectiveIn] = Field(default=[], max_length=20)
+    objectives: list[ObjectiveIn] = Field(default=[], max_length=20)
     effective_from: AwareDatetime | None = Field(
         default=None, description="covers incidents opened from this instant on (default: when it is created)")
 
@@ -121,20 +134,29 @@ class BurnAlertRead(BaseModel):
 
 
 class ObjectiveCompliance(BaseModel):
+    """An availability objective's uptime and error budget, or a ratio objective's tickets, in the current window."""
+
     id: str
-    kind: Literal["availability"]
+    kind: Literal["availability", "resolution_ratio"]
     target: float
     window_start: datetime
     window_end: datetime
     actual_percent: float | None
-    downtime_seconds: float
-    degraded_seconds: float
-    allowed_downtime_seconds: float
-    remaining_budget_seconds: float
-    budget_remaining_percent: float | None
     breached_at: datetime | None
-    burn_alerts: list[BurnAlertRead]
     status: Literal["ok", "at_risk", "breached"]
+    # availability
+    downtime_seconds: float | None = None
+    degraded_seconds: float | None = None
+    allowed_downtime_seconds: float | None = None
+    remaining_budget_seconds: float | None = None
+    budget_remaining_percent: float | None = None
+    burn_alerts: list[BurnAlertRead] = []
+    # resolution_ratio
+    tickets: int | None = None
+    met: int | None = None
+    missed: int | None = None
+    open: int | None = None
+    best_percent: float | None = Field(default=None, description="the ratio if every open ticket is met")
 
 
 class ComplianceRead(BaseModel):

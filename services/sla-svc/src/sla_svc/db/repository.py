@@ -8,13 +8,30 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from itsm_runtime.pagination import keyset_page
 
-from ..domain.agreement import Agreement, AvailabilityObjective, Target
+from ..domain.agreement import Agreement, AvailabilityObjective, Objective, RatioObjective, Target
 from ..domain.clock import Clock
 from ..domain.fold import ClockState, Fact
 from .tables import (
     agreements, burn_alerts, calendars, clocks, incident_facts, maintenance_windows, objective_breaches,
     reports_published, service_status,
 )
+
+
+def objective_dict(objective: Objective) -> dict:
+    """An objective as stored and as the API shows it."""
+    common = {"id": objective.id, "kind": objective.kind, "target": objective.target, "window": objective.window}
+    if isinstance(objective, RatioObjective):
+        return {**common, "within_seconds": objective.within.total_seconds(),
+                "priorities": list(objective.priorities)}
+    return {**common, "exclude_maintenance": objective.exclude_maintenance}
+
+
+def _objective(data: dict) -> Objective:
+    if data["kind"] == "resolution_ratio":
+        return RatioObjective(id=data["id"], target=data["target"], window=data["window"],
+                              within=timedelta(seconds=data["within_seconds"]),
+                              priorities=tuple(data["priorities"]))
+    return AvailabilityObjective(**data)
 
 
 def agreement_from_row(row) -> Agreement:
@@ -24,7 +41,7 @@ def agreement_from_row(row) -> Agreement:
         targets=tuple(Target(metric=t["metric"], priority=t["priority"], within=timedelta(seconds=t["seconds"]))
                       for t in row.targets),
         warning_thresholds=tuple(row.warning_thresholds), pause_on=tuple(row.pause_on),
-        objectives=tuple(AvailabilityObjective(**o) for o in row.objectives),
+        objectives=tuple(_objective(o) for o in row.objectives),
         effective_from=row.effective_from, extra={"created_at": row.created_at},
     )
 
@@ -36,8 +53,7 @@ async def add_agreement(conn: AsyncConnection, agreement: Agreement, *, created_
         targets=[{"metric": t.metric, "priority": t.priority, "seconds": t.within.total_seconds()}
                  for t in agreement.targets],
         warning_thresholds=list(agreement.warning_thresholds), pause_on=list(agreement.pause_on),
-        objectives=[{"id": o.id, "kind": o.kind, "target": o.target, "window": o.window,
-                     "exclude_maintenance": o.exclude_maintenance} for o in agreement.objectives],
+        objectives=[objective_dict(o) for o in agreement.objectives],
         effective_from=agreement.effective_from, created_at=created_at,
     ))
 
@@ -75,13 +91,14 @@ def clock_from_row(row) -> Clock:
     return Clock(id=row.id, agreement_id=row.agreement_id, incident_id=row.incident_id, service_id=row.service_id,
                  customer_id=row.customer_id, metric=row.metric, calendar_id=row.calendar_id,
                  calendar_version=row.calendar_version, state=ClockState.from_dict(row.state),
-                 published=set(row.published))
+                 objective_id=row.objective_id, published=set(row.published))
 
 
 def _clock_row(clock: Clock) -> dict:
     state = clock.state
     return {"id": clock.id, "agreement_id": clock.agreement_id, "incident_id": clock.incident_id,
             "service_id": clock.service_id, "customer_id": clock.customer_id, "metric": clock.metric,
+            "objective_id": clock.objective_id,
             "calendar_id": clock.calendar_id, "calendar_version": clock.calendar_version,
             "priority": state.priority, "target_seconds": state.target_seconds, "stage": str(state.stage),
             "started_at": state.started_at, "deadline": state.deadline, "warnings_fired": len(state.warned),
@@ -180,6 +197,13 @@ async def list_clocks(conn: AsyncConnection, *, incident_id: str | None, agreeme
     return [clock_from_row(r) for r in rows], last
 
 
+async def ratio_tickets(conn: AsyncConnection, agreement_id: str, objective_id: str, start, end) -> list[Clock]:
+    """The ticket clocks of a ratio objective for incidents opened in [start, end)."""
+    stmt = sa.select(clocks).where(clocks.c.agreement_id == agreement_id, clocks.c.objective_id == objective_id,
+                                   clocks.c.started_at >= start, clocks.c.started_at < end)
+    return [clock_from_row(r) for r in (await conn.execute(stmt)).all()]
+
+
 async def due_clocks(conn: AsyncConnection) -> list[tuple[str, object]]:
     """(clock id, next due instant) of every clock a timer must wake, for start-up."""
     rows = await conn.execute(sa.select(clocks.c.id, clocks.c.next_due_at).where(clocks.c.next_due_at.is_not(None)))
@@ -199,7 +223,7 @@ async def compliance_counts(conn: AsyncConnection, agreement_id: str) -> list:
             sa.func.count().filter(c.c.stage.in_(["running", "paused"]) & ~c.c.breached
                                    & (c.c.warnings_fired > 0)).label("warned"),
         )
-        .where(c.c.agreement_id == agreement_id)
+        .where(c.c.agreement_id == agreement_id, c.c.objective_id.is_(None))
         .group_by(c.c.metric, c.c.priority)
     )
     return (await conn.execute(stmt)).all()
@@ -268,7 +292,7 @@ async def clocks_for_period(conn: AsyncConnection, agreement_id: str, start, end
     def within(column):
         return (column >= start) & (column < end)
 
-    stmt = sa.select(clocks).where(clocks.c.agreement_id == agreement_id,
+    stmt = sa.select(clocks).where(clocks.c.agreement_id == agreement_id, clocks.c.objective_id.is_(None),
                                    within(clocks.c.started_at) | within(clocks.c.breached_at)
                                    | within(clocks.c.completed_at)).order_by(clocks.c.started_at, clocks.c.id)
     return [clock_from_row(r) for r in (await conn.execute(stmt)).all()]

@@ -33,6 +33,7 @@ clocks = sa.Table(
     sa.Column("service_id", sa.Text, nullable=False),
     sa.Column("customer_id", sa.Text),
     sa.Column("metric", sa.Text, nullable=False),
+    sa.Column("objective_id", sa.Text),  # a ratio objective's ticket clock; NULL for a target's clock
     sa.Column("priority", sa.SmallInteger, nullable=False),
     sa.Column("target_seconds", sa.Float),
     sa.Column("calendar_id", sa.Text, nullable=False),
@@ -48,7 +49,8 @@ clocks = sa.Table(
     sa.Column("state", JSONB, nullable=False),  # fold.ClockState.to_dict(), timeline included
     sa.Column("published", JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),  # timeline keys
     sa.Column("created_seq", sa.BigInteger, sa.Identity(), nullable=False, unique=True),
-    sa.UniqueConstraint("agreement_id", "incident_id", "metric", name="uq_clock_per_target"),
+    sa.UniqueConstraint("agreement_id", "incident_id", "metric", "objective_id", name="uq_clock_per_target",
+                        postgresql_nulls_not_distinct=True),
     sa.Index("ix_clocks_due", "next_due_at", postgresql_where=sa.text("next_due_at IS NOT NULL")),
 )
 

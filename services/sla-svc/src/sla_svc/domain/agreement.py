@@ -36,6 +36,28 @@ class AvailabilityObjective:
 
 
 @dataclass(frozen=True)
+class RatioObjective:
+    """`target` percent of the incidents opened in each `window` resolved `within` (working time, pauses
+    excluded), counting only `priorities` when given (see ratio.py)."""
+
+    id: str
+    target: float
+    window: object
+    within: timedelta
+    priorities: tuple[int, ...] = ()
+    kind: str = "resolution_ratio"
+
+    def clock_spec(self, pause_on: tuple[str, ...]) -> ClockSpec:
+        """Each covered incident gets a clock of its own for the objective: met or missed decides its ticket."""
+        seconds = self.within.total_seconds()
+        return ClockSpec(metric="resolution", targets={p: seconds for p in self.priorities or range(1, 6)},
+                         thresholds=(), pause_on=pause_on, objective_id=self.id)
+
+
+Objective = AvailabilityObjective | RatioObjective
+
+
+@dataclass(frozen=True)
 class Agreement:
     id: str
     name: str
@@ -45,7 +67,7 @@ class Agreement:
     calendar_id: str = "24x7"
     warning_thresholds: tuple[float, ...] = DEFAULT_WARNING_THRESHOLDS
     pause_on: tuple[str, ...] = DEFAULT_PAUSE_ON
-    objectives: tuple[AvailabilityObjective, ...] = ()
+    objectives: tuple[Objective, ...] = ()
     effective_from: datetime | None = None  # covers incidents opened from then on (event time); None: always
     extra: dict = field(default_factory=dict, compare=False)
 
@@ -68,9 +90,15 @@ class Agreement:
             if not 0 < objective.target < 100:
                 raise InvalidAgreement(f"objective {objective.id}: target is a percentage between 0 and 100")
             try:
-                parse_window(objective.window)
+                window = parse_window(objective.window)
             except InvalidObjective as exc:
                 raise InvalidAgreement(f"objective {objective.id}: {exc}") from exc
+            if isinstance(objective, RatioObjective):
+                if window.kind == "rolling":
+                    raise InvalidAgreement(f"objective {objective.id}: a ratio is counted per window that ends "
+                                           "(calendar_week, calendar_month or {start, end}), not a rolling one")
+                if objective.within <= timedelta(0):
+                    raise InvalidAgreement(f"objective {objective.id}: within must be a positive duration")
         if "resolved" in self.pause_on or "closed" in self.pause_on or "new" in self.pause_on:
             raise InvalidAgreement("only in_progress-like statuses such as on_hold can pause a clock")
 
@@ -84,9 +112,19 @@ class Agreement:
         return self.customer_id is None or self.customer_id == customer_id
 
     def clock_specs(self) -> list[ClockSpec]:
-        """One clock per metric the agreement sets a target for, with the target of each priority."""
+        """One clock per metric the agreement sets a target for, with the target of each priority; and one
+        per ratio objective."""
         metrics = dict.fromkeys(t.metric for t in self.targets)
         return [ClockSpec(metric=metric,
                           targets={t.priority: t.within.total_seconds() for t in self.targets if t.metric == metric},
                           thresholds=self.warning_thresholds, pause_on=self.pause_on)
-                for metric in metrics]
+                for metric in metrics] + [o.clock_spec(self.pause_on)
+                                          for o in self.ratio_objectives]
+
+    @property
+    def availability_objectives(self) -> list[AvailabilityObjective]:
+        return [o for o in self.objectives if isinstance(o, AvailabilityObjective)]
+
+    @property
+    def ratio_objectives(self) -> list[RatioObjective]:
+        return [o for o in self.objectives if isinstance(o, RatioObjective)]

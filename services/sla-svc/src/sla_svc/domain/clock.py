@@ -34,6 +34,7 @@ class Clock:
     calendar_version: int
     state: "ClockState"
     customer_id: str | None = None
+    objective_id: str | None = None  # the ticket of a ratio objective, not a target's clock
     published: set[str] = field(default_factory=set)
 
     @property

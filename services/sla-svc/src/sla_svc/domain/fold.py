@@ -51,6 +51,7 @@ class ClockSpec:
     targets: Mapping[int, float]  # priority -> target in working seconds
     thresholds: tuple[float, ...]
     pause_on: tuple[str, ...]
+    objective_id: str | None = None  # the clock of a ratio objective's ticket, not of a target
 
 
 @dataclass(frozen=True)

@@ -1,28 +1,34 @@
-"""Availability objectives: service status consumed from cmdb-svc, uptime and error budget per window,
-and `itsm.sla.objective_breached` at the instant the window's target becomes impossible.
+"""Objectives of an agreement, and `itsm.sla.objective_breached` at the instant one is breached.
 
-Every result is computed from event time (`observed_at`) only, so late and duplicate availability
-events give the same answer. A durable timer is not needed: the next breach instant follows from
-the stored statuses, so on start every objective is evaluated once and its timer set again.
+- Availability: service status consumed from cmdb-svc, uptime and error budget per window; breached
+  at the instant the window's target becomes impossible.
+- Resolution ratio: the share of incidents resolved in time per window, from each ticket's clock;
+  breached once the window has ended and the ratio can no longer be met (domain/ratio.py).
+
+Every result is computed from event time only, so late and duplicate events give the same answer.
+A durable timer is not needed: the next instant anything can change follows from the stored
+statuses and clocks, so on start every agreement is checked once, which sets its timer again.
 """
 
 import logging
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from itsm_events import Envelope, UnitOfWork, schemas
 from itsm_runtime.scheduler import Scheduler
 
-from .db import repository
-from .domain.agreement import Agreement, AvailabilityObjective
 from .calendars import CalendarStore
+from .db import repository
+from .domain.agreement import Agreement, AvailabilityObjective, Objective, RatioObjective
 from .domain.calendar import Calendar
-from .reviews import BreachRef, record_breaches
+from .domain.clock import Clock, Stage
 from .domain.objectives import (
     AvailabilityResult, StatusChange, StatusTimeline, availability, length, next_burn_change, parse_window, window_at,
 )
+from .domain.ratio import RatioResult, Ticket, ratio
+from .reviews import BreachRef, record_breaches
 
-log = logging.getLogger("sla_svc.availability")
+log = logging.getLogger("sla_svc.objectives")
 
 
 async def service_inputs(conn, service_id: str) -> tuple[StatusTimeline, list]:
@@ -37,7 +43,7 @@ def evaluate(agreement: Agreement, calendar: Calendar, timeline: StatusTimeline,
     """Every availability objective of the agreement over its window containing `now` (weeks and months in the
     calendar's timezone), counting only the calendar's working time."""
     results = []
-    for objective in agreement.objectives:
+    for objective in agreement.availability_objectives:
         spec = parse_window(objective.window)
         results.append((objective, availability(
             timeline, window=window_at(spec, calendar.timezone, now), now=now, target_percent=objective.target,
@@ -60,6 +66,41 @@ def next_changes(agreement: Agreement, calendar: Calendar, timeline: StatusTimel
         if change:
             due.append(change)
     return due
+
+
+def ticket_of(clock: Clock) -> Ticket:
+    """A ratio objective's ticket, from its clock: met when resolved in time, missed when the time ran out."""
+    return Ticket(opened_at=clock.started_at, missed_at=clock.breached_at,
+                  met_at=clock.completed_at if clock.stage == Stage.COMPLETED and not clock.breached else None,
+                  due_at=clock.deadline if clock.stage == Stage.RUNNING else None)
+
+
+async def ratio_results(conn, agreement: Agreement, calendar: Calendar, now: datetime, *,
+                        settling: bool = False) -> list[tuple[RatioObjective, RatioResult]]:
+    """Each ratio objective over its window containing `now`; with `settling`, first over the window before,
+    which may still be settling on tickets opened near its end."""
+    results = []
+    for objective in agreement.ratio_objectives:
+        spec = parse_window(objective.window)
+        windows = [window_at(spec, calendar.timezone, now)]
+        if settling and spec.kind != "fixed":
+            windows.insert(0, window_at(spec, calendar.timezone, windows[0][0] - timedelta(microseconds=1)))
+        for window in windows:
+            clocks = await repository.ratio_tickets(conn, agreement.id, objective.id, *window)
+            tickets = [ticket_of(c) for c in clocks if c.stage != Stage.CANCELLED]
+            results.append((objective, ratio(tickets, target_percent=objective.target, window=window, now=now)))
+    return results
+
+
+async def current(conn, calendars: CalendarStore, agreement: Agreement,
+                  now: datetime) -> list[tuple[Objective, AvailabilityResult | RatioResult]]:
+    """Every objective of the agreement over its current window, in the agreement's order."""
+    calendar = await calendars.current(conn, agreement.calendar_id, now)
+    results = {o.id: r for o, r in await ratio_results(conn, agreement, calendar, now)}
+    if agreement.availability_objectives:
+        inputs = await service_inputs(conn, agreement.service_id)
+        results |= {o.id: r for o, r in evaluate(agreement, calendar, *inputs, now)}
+    return [(o, results[o.id]) for o in agreement.objectives]
 
 
 def _rule(alert) -> str:
@@ -86,8 +127,9 @@ def status_row(envelope: Envelope, data: schemas.ServiceAvailabilityChanged) -> 
             "observed_at": data.observed_at}
 
 
-class AvailabilityObjectives:
-    """Consumes service availability and keeps one timer per agreement at its next possible breach."""
+class Objectives:
+    """Checks an agreement's objectives when the service's availability or its ratio tickets change, and keeps
+    one timer per agreement at the next instant an objective can change."""
 
     def __init__(self, uow_factory, calendars: CalendarStore):
         self._uow_factory = uow_factory
@@ -95,15 +137,18 @@ class AvailabilityObjectives:
         self.scheduler = Scheduler(self.fire, name="sla-objectives", concurrency=2, batch_size=100)
 
     async def start(self, conn) -> int:
-        now = datetime.now(UTC)
+        """Check every agreement with objectives at once: that publishes what happened while the service was
+        down, and sets each agreement's timer."""
         agreements = await repository.agreements_with_objectives(conn)
-        for agreement in agreements:
-            timeline, maintenance = await service_inputs(conn, agreement.service_id)
-            calendar = await self.calendars.current(conn, agreement.calendar_id, now)
-            results = evaluate(agreement, calendar, timeline, maintenance, now)
-            self._track(agreement.id, next_changes(agreement, calendar, timeline, maintenance, results, now))
+        self.check_soon({a.id for a in agreements})
         self.scheduler.start()
         return len(agreements)
+
+    def check_soon(self, agreement_ids) -> None:
+        """Check these agreements' objectives in a moment (their ratio tickets changed, or on start)."""
+        now = datetime.now(UTC)
+        for agreement_id in agreement_ids:
+            self.scheduler.schedule(agreement_id, now)
 
     def _track(self, agreement_id: str, due: list[datetime]) -> None:
         if due:
@@ -119,29 +164,40 @@ class AvailabilityObjectives:
         Returns the instants the agreement must be checked again at."""
         if not agreement.objectives:
             return []
-        timeline, maintenance = inputs or await service_inputs(uow.conn, agreement.service_id)
         calendar = await self.calendars.current(uow.conn, agreement.calendar_id, now)
-        results = evaluate(agreement, calendar, timeline, maintenance, now)
-        for objective, result in results:
-            if result.status != "breached" or result.breached_at is None:
-                continue
-            reason = "missed" if now >= result.window_end else "impossible"
-            window_start = _breach_window_start(objective, result)
-            if await repository.record_objective_breach(
-                    uow.conn, agreement_id=agreement.id, objective_id=objective.id,
-                    window_start=window_start, breached_at=result.breached_at, reason=reason):
-                await record_breaches(uow, [BreachRef(
-                    agreement_id=agreement.id, service_id=agreement.service_id, kind="objective",
-                    ref_id=f"{objective.id}@{window_start.isoformat()}", breached_at=result.breached_at)])
-                uow.emit(schemas.ObjectiveBreached(
-                    agreement_id=agreement.id, objective_id=objective.id, service_id=agreement.service_id,
-                    kind="availability", target=objective.target, window_start=result.window_start,
-                    window_end=result.window_end, actual=result.actual_percent, reason=reason,
-                    breached_at=result.breached_at), key=agreement.id, time=result.breached_at)
-        await self._publish_burn_changes(uow, agreement, results, now)
-        due = next_changes(agreement, calendar, timeline, maintenance, results, now)
+        due = []
+        if agreement.availability_objectives:
+            timeline, maintenance = inputs or await service_inputs(uow.conn, agreement.service_id)
+            results = evaluate(agreement, calendar, timeline, maintenance, now)
+            for objective, result in results:
+                if result.status == "breached" and result.breached_at is not None:
+                    await self._breached(uow, agreement, objective, result, _breach_window_start(objective, result),
+                                         reason="missed" if now >= result.window_end else "impossible")
+            await self._publish_burn_changes(uow, agreement, results, now)
+            due += next_changes(agreement, calendar, timeline, maintenance, results, now)
+        for objective, result in await ratio_results(uow.conn, agreement, calendar, now, settling=True):
+            if result.breached_at is not None:
+                await self._breached(uow, agreement, objective, result, result.window_start, reason="missed")
+            if result.next_check is not None:
+                due.append(result.next_check)
         uow.after_commit(lambda: self._track(agreement.id, due))
         return due
+
+    async def _breached(self, uow: UnitOfWork, agreement: Agreement, objective: Objective,
+                        result: AvailabilityResult | RatioResult, window_start: datetime, *, reason: str) -> None:
+        """Record the objective's breach in this window once: its review and `itsm.sla.objective_breached`."""
+        if not await repository.record_objective_breach(
+                uow.conn, agreement_id=agreement.id, objective_id=objective.id, window_start=window_start,
+                breached_at=result.breached_at, reason=reason):
+            return
+        await record_breaches(uow, [BreachRef(
+            agreement_id=agreement.id, service_id=agreement.service_id, kind="objective",
+            ref_id=f"{objective.id}@{window_start.isoformat()}", breached_at=result.breached_at)])
+        uow.emit(schemas.ObjectiveBreached(
+            agreement_id=agreement.id, objective_id=objective.id, service_id=agreement.service_id,
+            kind=objective.kind, target=objective.target, window_start=result.window_start,
+            window_end=result.window_end, actual=result.actual_percent, reason=reason,
+            breached_at=result.breached_at), key=agreement.id, time=result.breached_at)
 
     async def _publish_burn_changes(self, uow: UnitOfWork, agreement: Agreement, results, now: datetime) -> None:
         """`itsm.sla.budget_burn` firing when a burn-rate alert starts, cleared when it stops."""
@@ -167,7 +223,8 @@ class AvailabilityObjectives:
                                               uow: UnitOfWork) -> None:
         await repository.add_service_statuses(uow.conn, [status_row(envelope, data)])
         now = datetime.now(UTC)
-        agreements = [a for a in await repository.agreements_for_service(uow.conn, data.service_id) if a.objectives]
+        agreements = [a for a in await repository.agreements_for_service(uow.conn, data.service_id)
+                      if a.availability_objectives]
         if agreements:
             inputs = await service_inputs(uow.conn, data.service_id)  # read once for every agreement of the service
             for agreement in agreements:
