@@ -45,6 +45,11 @@ class Scheduler:
             self._changed.set()
         self._compact()
 
+    def scheduled_at(self, key: Hashable) -> datetime | None:
+        """When `key` is due to fire, if it is scheduled."""
+        at = self._due.get(key)
+        return None if at is None else datetime.fromtimestamp(at, UTC)
+
     def cancel(self, key: Hashable) -> None:
         self._due.pop(key, None)
         self._compact()

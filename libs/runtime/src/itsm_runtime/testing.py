@@ -98,6 +98,23 @@ class Received:
         return json.loads(self.body)
 
 
+@asynccontextmanager
+async def served(app) -> AsyncIterator[str]:
+    """Serve an app whose lifespan already runs over real HTTP on 127.0.0.1 (for streams): yields its base URL."""
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False,
+                                           lifespan="off"))
+    server.capture_signals = nullcontext
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
 class HttpRecorder:
     """A local HTTP endpoint on 127.0.0.1 that records every POST it gets."""
 

@@ -58,11 +58,10 @@ class Clocks:
     """Folds an incident's clocks when its events arrive, and wakes each clock at its next warning or deadline."""
 
     def __init__(self, uow_factory, calendars: CalendarStore, *, concurrency: int = 8, batch_size: int = 500,
-                 tickets_changed: Callable[[set[str]], None] | None = None):
+                 changed: Callable[[list[Clock]], None] | None = None):
         self._uow_factory = uow_factory
         self.calendars = calendars
-        # told (after commit) which agreements' ratio objectives have tickets whose clocks moved
-        self._tickets_changed = tickets_changed or (lambda agreement_ids: None)
+        self._changed = changed or (lambda clocks: None)  # told of the clocks just committed
         self.scheduler = Scheduler(self.fire, name="sla-clocks", concurrency=concurrency, batch_size=batch_size)
 
     async def start(self, conn) -> int:
@@ -75,9 +74,8 @@ class Clocks:
 
     def track(self, clocks: list[Clock]) -> None:
         """Schedule (or drop) each clock's timer; call after its state is committed."""
-        tickets = {c.agreement_id for c in clocks if c.objective_id is not None}
-        if tickets:
-            self._tickets_changed(tickets)
+        if clocks:
+            self._changed(clocks)
         for clock in clocks:
             if clock.state.next_due is None:
                 self.scheduler.cancel(clock.id)

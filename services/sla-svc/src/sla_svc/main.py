@@ -16,9 +16,11 @@ from .api import calendar_routes
 from .api.routes import router
 from .objectives import Objectives
 from .calendars import CalendarStore
+from .compliance import Compliance
 from .consumer import subscriptions
 from .db import MIGRATIONS
 from .db.tables import metadata
+from .domain.clock import Clock
 from .handlers import Clocks
 from .rebuild import rebuild
 from .period_close import PeriodClosing
@@ -49,6 +51,7 @@ def create_app(settings: Settings | None = None, transport: Transport | None = N
                     loaded = await clocks.start(conn)
                     await objectives.start(conn)
                     await period_closing.start(conn)
+                    await compliance.start(conn)
                 break
             except Exception:
                 log.exception("loading the SLA timers failed (attempt %d); retrying", attempt)
@@ -66,17 +69,25 @@ def create_app(settings: Settings | None = None, transport: Transport | None = N
         await clocks.scheduler.stop()
         await objectives.scheduler.stop()
         await period_closing.scheduler.stop()
+        await compliance.scheduler.stop()
 
     runtime = ServiceRuntime(name=NAME, settings=settings, metadata=metadata, migrations_dir=MIGRATIONS,
                              transport=transport, on_start=[start_timers], on_stop=[stop_timers])
     calendars = CalendarStore()
-    objectives = Objectives(runtime.uow, calendars)
+    compliance = Compliance(runtime.uow, calendars)
+    objectives = Objectives(runtime.uow, calendars, checked=compliance.store)
+
+    def clocks_changed(changed: list[Clock]) -> None:
+        objectives.check_soon({c.agreement_id for c in changed if c.objective_id is not None})  # ratio tickets
+        compliance.changed({c.agreement_id for c in changed})
+
     clocks = Clocks(runtime.uow, calendars, concurrency=settings.timer_concurrency,
-                    batch_size=settings.timer_batch_size, tickets_changed=objectives.check_soon)
+                    batch_size=settings.timer_batch_size, changed=clocks_changed)
     period_closing = PeriodClosing(runtime.uow, calendars)
     runtime.dispatcher.handlers.update(subscriptions(clocks, objectives))
     runtime.state["clocks"] = clocks
     runtime.state["calendars"] = calendars
+    runtime.state["compliance"] = compliance
     runtime.state["period_closing"] = period_closing  # routes schedule the agreements they create
     return build_app(runtime, title="sla-svc", routers=[router, calendar_routes.router],
                      description="Service level agreements, live SLA clocks, warnings and breaches.")

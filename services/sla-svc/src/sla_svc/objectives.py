@@ -12,6 +12,7 @@ statuses and clocks, so on start every agreement is checked once, which sets its
 
 import logging
 import math
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from itsm_events import Envelope, UnitOfWork, schemas
@@ -103,6 +104,16 @@ async def current(conn, calendars: CalendarStore, agreement: Agreement,
     return [(o, results[o.id]) for o in agreement.objectives]
 
 
+def changes_by_themselves(result: AvailabilityResult | RatioResult, now: datetime) -> list[datetime]:
+    """When an objective's compliance changes with no event: its budget running out, its window ending (and,
+    for availability, its uptime moving while the service is down or degraded: soon)."""
+    if isinstance(result, RatioResult):
+        due = [result.next_check]
+    else:
+        due = [result.exhausted_at_if_down_continues, result.window_end]
+    return [d for d in due if d is not None and d > now]
+
+
 def _rule(alert) -> str:
     return f"{alert.severity}:{alert.threshold:g}"
 
@@ -131,9 +142,11 @@ class Objectives:
     """Checks an agreement's objectives when the service's availability or its ratio tickets change, and keeps
     one timer per agreement at the next instant an objective can change."""
 
-    def __init__(self, uow_factory, calendars: CalendarStore):
+    def __init__(self, uow_factory, calendars: CalendarStore, *,
+                 checked: Callable[[UnitOfWork, Agreement, datetime], Awaitable[None]] | None = None):
         self._uow_factory = uow_factory
         self.calendars = calendars
+        self._checked = checked  # called in the unit of work of each check (live compliance stores its state)
         self.scheduler = Scheduler(self.fire, name="sla-objectives", concurrency=2, batch_size=100)
 
     async def start(self, conn) -> int:
@@ -181,6 +194,8 @@ class Objectives:
             if result.next_check is not None:
                 due.append(result.next_check)
         uow.after_commit(lambda: self._track(agreement.id, due))
+        if self._checked is not None:
+            await self._checked(uow, agreement, now)
         return due
 
     async def _breached(self, uow: UnitOfWork, agreement: Agreement, objective: Objective,

@@ -5,6 +5,7 @@ objectives over service statuses. So a rebuild copies what people entered (agree
 maintenance windows, service reviews) and which period reports were announced, replays the
 incident and CMDB topics from their first offset, and computes the rest:
 - clocks are folded once per incident as of now (fold.py), every timeline entry counted as published;
+- live compliance is computed once per agreement at the end;
 - availability objectives are checked at every instant the live service would check them: each
   status change and each instant a budget runs out or a burn-rate alert can change, so their
   breaches and alerts come out as they did live.
@@ -28,6 +29,7 @@ from itsm_runtime.db import create_engine, migrate
 
 from .objectives import Objectives, service_inputs, status_row
 from .calendars import CalendarStore
+from .compliance import Compliance
 from .db import MIGRATIONS, repository
 from .db.tables import platform
 from .domain.fold import Fact
@@ -142,6 +144,9 @@ async def rebuild(settings: Settings, *, schema: str, replace: bool = False) -> 
             with_objectives = [a for a in agreements if a.objectives]
             for agreement in with_objectives:
                 await _check_objectives(uow, calendars, agreement, now)
+            live = Compliance(None, calendars)
+            for agreement in agreements:
+                await live.store(uow, agreement, now)
             await uow.conn.execute(platform["outbox"].delete())
             await uow.commit()
     finally:

@@ -1,25 +1,27 @@
 """HTTP routes of sla-svc: parse, call one handler, shape the response."""
 
 import uuid
+from collections.abc import AsyncIterable
 from datetime import UTC, datetime
 from functools import partial
+from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from itsm_runtime.errors import NotFound, Problem
 from itsm_runtime.pagination import CursorParam, LimitParam, cursor_after, seq_after
 from itsm_runtime.service import IdempotencyKey, RuntimeDep
 
-from .. import handlers, objectives, period_report, reviews
+from .. import handlers, period_report, reviews
 from ..reports import InvalidPeriod, render
 from ..db import repository
 from ..domain.agreement import Agreement, AvailabilityObjective, InvalidAgreement, Objective, RatioObjective, Target
-from ..domain.ratio import RatioResult
 from ..domain.clock import Clock
 from .schemas import (
-    AgreementCreate, AgreementPage, AgreementRead, AvailabilityObjectiveIn, BurnAlertRead, ClockPage, ClockRead,
-    ComplianceRead, MaintenanceWindowCreate, MaintenanceWindowPage, MaintenanceWindowRead, ObjectiveCompliance,
-    RatioObjectiveIn, ReviewPage, ReviewPatch, ReviewRead, TargetCompliance, TargetRead, TimelineEntryRead,
+    AgreementCreate, AgreementPage, AgreementRead, AvailabilityObjectiveIn, ClockPage, ClockRead, ComplianceRead,
+    MaintenanceWindowCreate, MaintenanceWindowPage, MaintenanceWindowRead, RatioObjectiveIn, ReviewPage, ReviewPatch,
+    ReviewRead, TargetRead, TimelineEntryRead,
 )
 
 router = APIRouter(prefix="/v1", tags=["sla"])
@@ -72,6 +74,7 @@ async def create_agreement(agreement_in: AgreementCreate, runtime: RuntimeDep,
             raise Problem(422, f"calendar {agreement.calendar_id!r} does not exist")
         await handlers.create_agreement(uow, agreement)
         uow.after_commit(partial(runtime.state["period_closing"].check_soon, agreement.id))
+        uow.after_commit(partial(runtime.state["compliance"].changed, [agreement.id]))
         return _agreement_read(await repository.get_agreement(uow.conn, agreement.id))
 
     return await runtime.create_once(key=idempotency_key, scope="POST /v1/agreements", request=agreement_in,
@@ -116,30 +119,30 @@ async def list_clocks(runtime: RuntimeDep, incident_id: str | None = None, agree
                      next_cursor=cursor_after(last))
 
 
-@router.get("/agreements/{agreement_id}/compliance", response_model=ComplianceRead, tags=["agreements"])
-async def agreement_compliance(agreement_id: str, runtime: RuntimeDep):
-    """Every target of the agreement: clocks met, breached and running, percent met, status."""
-    now = datetime.now(UTC)
+async def existing_agreement(agreement_id: str, runtime: RuntimeDep) -> Agreement:
     async with runtime.engine.connect() as conn:
         agreement = await repository.get_agreement(conn, agreement_id)
-        if agreement is None:
-            raise NotFound("agreement", agreement_id)
-        counts = {(r.metric, r.priority): r for r in await repository.compliance_counts(conn, agreement_id)}
-        results = await objectives.current(conn, runtime.state["calendars"], agreement, now)
-    objective_reads = [_objective_read(o, r) for o, r in results]
-    targets = []
-    for target in agreement.targets:
-        row = counts.get((target.metric, target.priority))
-        met, breached, running, warned = (row.met, row.breached, row.open, row.warned) if row else (0, 0, 0, 0)
-        done = met + breached
-        status = "breached" if breached else ("at_risk" if warned else "ok")
-        targets.append(TargetCompliance(metric=target.metric, priority=target.priority, within=target.within,
-                                        met=met, breached=breached, running=running,
-                                        percent_met=round(100.0 * met / done, 2) if done else None, status=status))
-    statuses = {t.status for t in targets} | {o.status for o in objective_reads}
-    overall = "breached" if "breached" in statuses else ("at_risk" if "at_risk" in statuses else "ok")
-    return ComplianceRead(agreement_id=agreement_id, status=overall, targets=targets, objectives=objective_reads,
-                          computed_at=datetime.now(UTC))
+    if agreement is None:
+        raise NotFound("agreement", agreement_id)
+    return agreement
+
+
+AgreementDep = Annotated[Agreement, Depends(existing_agreement)]
+
+
+@router.get("/agreements/{agreement_id}/compliance", response_model=ComplianceRead, tags=["agreements"])
+async def agreement_compliance(agreement: AgreementDep, runtime: RuntimeDep):
+    """Live state of every target and objective in its current window, as last refreshed (`computed_at`)."""
+    async with runtime.engine.connect() as conn:
+        _, document = await runtime.state["compliance"].read(conn, agreement)
+    return document
+
+
+@router.get("/agreements/{agreement_id}/compliance/stream", response_class=EventSourceResponse, tags=["agreements"])
+async def agreement_compliance_stream(agreement: AgreementDep, runtime: RuntimeDep) -> AsyncIterable[ServerSentEvent]:
+    """Server-Sent Events: the compliance now, then each new version of it (`id` is the version)."""
+    async for version, document in runtime.state["compliance"].watch(runtime.engine, agreement):
+        yield ServerSentEvent(data=document, event="compliance", id=str(version))
 
 
 def _objective(objective_id: str, objective_in: AvailabilityObjectiveIn | RatioObjectiveIn) -> Objective:
@@ -148,25 +151,6 @@ def _objective(objective_id: str, objective_in: AvailabilityObjectiveIn | RatioO
                               within=objective_in.within, priorities=tuple(sorted(set(objective_in.priorities))))
     return AvailabilityObjective(id=objective_id, target=objective_in.target, window=objective_in.window,
                                  exclude_maintenance=objective_in.exclude_maintenance)
-
-
-def _objective_read(objective: Objective, result) -> ObjectiveCompliance:
-    if isinstance(result, RatioResult):
-        return ObjectiveCompliance(
-            id=objective.id, kind=objective.kind, target=objective.target, window_start=result.window_start,
-            window_end=result.window_end, actual_percent=result.actual_percent, breached_at=result.breached_at,
-            status=result.status, tickets=result.tickets, met=result.met, missed=result.missed, open=result.open,
-            best_percent=result.best_percent)
-    return ObjectiveCompliance(
-        id=objective.id, kind=objective.kind, target=objective.target, window_start=result.window_start,
-        window_end=result.window_end, actual_percent=result.actual_percent, downtime_seconds=result.downtime_seconds,
-        degraded_seconds=result.degraded_seconds, allowed_downtime_seconds=result.allowed_downtime_seconds,
-        remaining_budget_seconds=result.remaining_budget_seconds,
-        budget_remaining_percent=result.budget_remaining_percent, breached_at=result.breached_at,
-        burn_alerts=[BurnAlertRead(severity=a.severity, threshold=a.threshold, long_window=a.long_window,
-                                   short_window=a.short_window, long_rate=a.long_rate, short_rate=a.short_rate,
-                                   firing=a.firing) for a in result.burn_alerts],
-        status=result.status)
 
 
 @router.post("/maintenance-windows", status_code=201, response_model=MaintenanceWindowRead, tags=["maintenance"])

@@ -143,6 +143,16 @@ reports_published = sa.Table(
     sa.Column("published_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+# each agreement's live compliance, as last computed (compliance.py); a new version whenever it changes
+compliance = sa.Table(
+    "compliance", metadata,
+    sa.Column("agreement_id", sa.Text, sa.ForeignKey("agreements.id"), primary_key=True),
+    sa.Column("version", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("document", JSONB, nullable=False),  # the ComplianceRead of GET /v1/agreements/{id}/compliance
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 # business calendar versions, immutable: a change adds the next version, and a clock keeps the version it started with
 calendars = sa.Table(
     "calendars", metadata,

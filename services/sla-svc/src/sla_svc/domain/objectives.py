@@ -235,6 +235,7 @@ class AvailabilityResult:
     breached_at: datetime | None
     exhausted_at_if_down_continues: datetime | None
     burn_alerts: tuple[BurnAlert, ...]
+    service_status: Status = "up"  # at `now`
 
 
 def availability(timeline: Timeline, *, window: tuple[datetime, datetime], now: datetime,
@@ -300,7 +301,7 @@ def availability(timeline: Timeline, *, window: tuple[datetime, datetime], now: 
         status=status,
         breached_at=None if breached_at is None else _dt(breached_at),
         exhausted_at_if_down_continues=None if exhausted_at is None else _dt(exhausted_at),
-        burn_alerts=alerts,
+        burn_alerts=alerts, service_status=timeline._status_at(now_us),
     )
 
 
