@@ -2,7 +2,8 @@
 a component goes down -> its business service goes down (cmdb-svc) -> an outage incident opens
 (incident-svc) -> the SLA resolution clock starts and the availability objective counts downtime
 (sla-svc) -> the component recovers -> the service is up, the incident is resolved, the clock stops
-as met and the downtime is exactly the outage.
+as met and the downtime is exactly the outage; a strict objective it broke opened a service review,
+and the month's report shows the clock, both objectives and the breach.
 """
 
 import uuid
@@ -27,7 +28,8 @@ async def test_a_component_outage_opens_and_resolves_an_incident_with_its_sla_cl
     agreement = await post(http, f"{sla}/v1/agreements", {
         "name": "Payments", "service_id": service_id,
         "targets": [{"metric": "resolution", "priority": 1, "within": "PT1H"}],
-        "objectives": [{"kind": "availability", "target": 99.9, "window": "calendar_month"}]})
+        "objectives": [{"kind": "availability", "target": 99.9, "window": "calendar_month"},
+                       {"kind": "availability", "target": 99.99999, "window": "calendar_month"}]})
     service = await post(http, f"{cmdb}/v1/cis", {"id": service_id, "name": "Payments", "type": "business_service",
                                                   "criticality": 1})
     app = await post(http, f"{cmdb}/v1/cis", {"name": "payments-api", "type": "application"})
@@ -93,3 +95,22 @@ async def test_a_component_outage_opens_and_resolves_an_incident_with_its_sla_cl
     objective = await eventually(outage_counted, timeout=20)
     assert objective["remaining_budget_seconds"] < objective["allowed_downtime_seconds"]
     assert objective["degraded_seconds"] > 0, "one node down degraded the service before the outage"
+
+    # the outage broke the strict objective (a quarter of a second a month): it opened a service review
+    async def review():
+        response = await http.get(f"{sla}/v1/reviews", params={"agreement_id": agreement["id"]})
+        return response.json()["items"]
+
+    reviews = await eventually(review, timeout=20)
+    assert [(b["kind"], b["ref_id"].split("@")[0]) for b in reviews[0]["breaches"]] == [("objective", "objective-2")]
+    compliance = (await http.get(f"{sla}/v1/agreements/{agreement['id']}/compliance")).json()
+    assert compliance["status"] == "breached" and compliance["objectives"][1]["status"] == "breached"
+
+    # and the month's report has the met clock, both objectives and the breach, in JSON and in HTML
+    period = down_at.strftime("%Y-%m")
+    report = (await http.get(f"{sla}/v1/reports/{agreement['id']}", params={"period": period})).json()
+    assert report["incidents"] == 1 and report["targets"][0]["met"] == 1
+    assert [o["status"] for o in report["objectives"]] == ["ok", "breached"]
+    assert [b["kind"] for b in report["breaches"]] == ["objective"]
+    page = await http.get(f"{sla}/v1/reports/{agreement['id']}", params={"period": period, "format": "html"})
+    assert page.status_code == 200 and "<svg" in page.text
