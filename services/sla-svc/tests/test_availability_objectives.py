@@ -74,7 +74,7 @@ async def test_downtime_counts_by_event_time_whatever_the_order_and_duplicates(s
     month = period_of(NOW, "month", "UTC")
     report = (await sla.get(f"/v1/reports/{agreement['id']}", params={"period": month})).json()
     [objective] = report["objectives"]
-    assert objective["downtime_seconds"] == 300.0 and objective["target"] == 0.99
+    assert objective["downtime_seconds"] == 300.0 and objective["target"] == 99.0, "percent, as in compliance"
     assert {"start": (NOW - timedelta(minutes=10)).isoformat().replace("+00:00", "Z"),
             "end": (NOW - timedelta(minutes=5)).isoformat().replace("+00:00", "Z"),
             "status": "down"} in objective["timeline"]

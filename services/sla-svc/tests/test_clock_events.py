@@ -182,3 +182,8 @@ async def test_a_ratio_objective_is_at_risk_then_breached_when_its_window_ends(s
     assert datetime.fromisoformat(data["breached_at"]) == end, "breached when the window ended"
     reviews = (await sla.get("/v1/reviews", params={"agreement_id": agreement["id"]})).json()["items"]
     assert [b["kind"] for b in reviews[0]["breaches"]] == ["objective"]
+    report = (await sla.get(f"/v1/reports/{agreement['id']}", params={"period": now.strftime("%G-W%V")})).json()
+    assert report["objectives"] == [{
+        "id": "objective-1", "kind": "resolution_ratio", "target": 80.0, "actual": 60.0, "status": "at_risk",
+        "window_start": report["period_start"], "window_end": report["period_end"], "met": 3, "missed": 2,
+        "pending": 0}], "the week's report counts the incidents opened in the week"

@@ -163,7 +163,7 @@ WEEK_START, WEEK_END = utc(2026, 11, 16), utc(2026, 11, 23)
 
 def availability(**overrides) -> dict:
     objective = {
-        "id": "avail-eu", "kind": "availability", "target": 0.999, "actual": 0.85714, "status": "breached",
+        "id": "avail-eu", "kind": "availability", "target": 99.9, "actual": 85.714, "status": "breached",
         "window_start": WEEK_START, "window_end": WEEK_END,
         "downtime_seconds": 86400.0, "allowed_downtime_seconds": 604.8, "remaining_budget_seconds": -85795.2,
         "timeline": [
@@ -177,7 +177,7 @@ def availability(**overrides) -> dict:
 
 
 def ratio(**overrides) -> dict:
-    objective = {"id": "resolve, in time", "kind": "resolution_ratio", "target": 0.95, "actual": 0.9,
+    objective = {"id": "resolve, in time", "kind": "resolution_ratio", "target": 95.0, "actual": 90.0,
                  "status": "breached", "window_start": WEEK_START, "window_end": WEEK_END,
                  "met": 9, "missed": 1, "pending": 2}
     return objective | overrides
@@ -385,6 +385,6 @@ def test_a_period_without_breach_is_at_risk_when_short_of_a_goal_or_low_on_budge
                                             | overrides))
 
     short = clean(targets=[target(breached=0, met=9, percent_met=90.0, status="ok", goal_percent=95.0)])
-    low = clean(status="at_risk", objectives=[availability(status="at_risk", actual=0.9992)])
+    low = clean(status="at_risk", objectives=[availability(status="at_risk", actual=99.92)])
     assert announced_status(short) == "at_risk" and announced_status(low) == "at_risk"
     assert announced_status(clean()) == "ok"

@@ -109,15 +109,19 @@ class Compliance:
     async def refresh(self, agreement_ids: list[str]) -> None:
         """Compute the agreements' compliance again and store each that changed as its next version."""
         async with self._uow_factory() as uow:
-            now = datetime.now(UTC)
-            for agreement in (await repository.get_agreements(uow.conn, agreement_ids)).values():
-                await self.store(uow, agreement, now)
+            for agreement in (await repository.get_agreements(uow.conn, sorted(agreement_ids))).values():
+                await self.store(uow, agreement)
             await uow.commit()
 
-    async def store(self, uow: UnitOfWork, agreement: Agreement, now: datetime) -> None:
+    async def store(self, uow: UnitOfWork, agreement: Agreement) -> None:
         """Compute the agreement's compliance in this unit of work (objective checks do, so that the state
-        changes with the events they publish), and store it as the next version if it changed."""
-        read, due = await compute(uow.conn, self._calendars, agreement, now)
+        changes with the events they publish), and store it as the next version if it changed.
+
+        One at a time per agreement, each as of the instant it got its turn: a computation that started
+        earlier can never overwrite a later one."""
+        await uow.conn.execute(sa.select(sa.func.pg_advisory_xact_lock(
+            sa.func.hashtextextended("compliance:" + agreement.id, 0))))
+        read, due = await compute(uow.conn, self._calendars, agreement, datetime.now(UTC))
         updated = await _store(uow.conn, read)
         uow.after_commit(lambda: self._after_refresh(agreement.id, updated, due))
 

@@ -87,10 +87,16 @@ async def ratio_results(conn, agreement: Agreement, calendar: Calendar, now: dat
         if settling and spec.kind != "fixed":
             windows.insert(0, window_at(spec, calendar.timezone, windows[0][0] - timedelta(microseconds=1)))
         for window in windows:
-            clocks = await repository.ratio_tickets(conn, agreement.id, objective.id, *window)
-            tickets = [ticket_of(c) for c in clocks if c.stage != Stage.CANCELLED]
-            results.append((objective, ratio(tickets, target_percent=objective.target, window=window, now=now)))
+            results.append((objective, await ratio_over(conn, agreement, objective, window, now)))
     return results
+
+
+async def ratio_over(conn, agreement: Agreement, objective: RatioObjective, window: tuple[datetime, datetime],
+                     now: datetime) -> RatioResult:
+    """The ratio objective over the incidents opened in `window`, as known at `now`."""
+    clocks = await repository.ratio_tickets(conn, agreement.id, objective.id, *window)
+    tickets = [ticket_of(c) for c in clocks if c.stage != Stage.CANCELLED]
+    return ratio(tickets, target_percent=objective.target, window=window, now=now)
 
 
 async def current(conn, calendars: CalendarStore, agreement: Agreement,
@@ -143,7 +149,7 @@ class Objectives:
     one timer per agreement at the next instant an objective can change."""
 
     def __init__(self, uow_factory, calendars: CalendarStore, *,
-                 checked: Callable[[UnitOfWork, Agreement, datetime], Awaitable[None]] | None = None):
+                 checked: Callable[[UnitOfWork, Agreement], Awaitable[None]] | None = None):
         self._uow_factory = uow_factory
         self.calendars = calendars
         self._checked = checked  # called in the unit of work of each check (live compliance stores its state)
@@ -195,7 +201,7 @@ class Objectives:
                 due.append(result.next_check)
         uow.after_commit(lambda: self._track(agreement.id, due))
         if self._checked is not None:
-            await self._checked(uow, agreement, now)
+            await self._checked(uow, agreement)
         return due
 
     async def _breached(self, uow: UnitOfWork, agreement: Agreement, objective: Objective,
@@ -238,8 +244,8 @@ class Objectives:
                                               uow: UnitOfWork) -> None:
         await repository.add_service_statuses(uow.conn, [status_row(envelope, data)])
         now = datetime.now(UTC)
-        agreements = [a for a in await repository.agreements_for_service(uow.conn, data.service_id)
-                      if a.availability_objectives]
+        agreements = sorted((a for a in await repository.agreements_for_service(uow.conn, data.service_id)
+                             if a.availability_objectives), key=lambda a: a.id)  # the order compliance locks in
         if agreements:
             inputs = await service_inputs(uow.conn, data.service_id)  # read once for every agreement of the service
             for agreement in agreements:
@@ -248,7 +254,7 @@ class Objectives:
     async def fire(self, agreement_ids: list[str]) -> None:
         async with self._uow_factory() as uow:
             now = datetime.now(UTC)
-            for agreement_id in agreement_ids:
+            for agreement_id in sorted(agreement_ids):  # the order compliance locks in
                 agreement = await repository.get_agreement(uow.conn, agreement_id)
                 if agreement is not None:
                     await self.check(uow, agreement, now)

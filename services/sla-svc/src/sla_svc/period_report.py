@@ -3,7 +3,7 @@
 from datetime import UTC, datetime
 from statistics import fmean
 
-from .objectives import service_inputs
+from .objectives import ratio_over, service_inputs
 from .db import repository
 from .domain.agreement import Agreement
 from .domain.calendar import Calendar
@@ -65,29 +65,36 @@ async def build(conn, agreement: Agreement, period: str, calendar: Calendar) -> 
     breaches += [{"kind": "objective", "id": b.objective_id, "at": b.breached_at}
                  for b in await repository.objective_breaches_between(conn, agreement.id, start, end)]
 
-    objectives = []
+    objectives = {}
     if agreement.availability_objectives:
         timeline, maintenance = await service_inputs(conn, agreement.service_id)
         for objective in agreement.availability_objectives:
             result = availability(timeline, window=(start, end), now=min(now, end), target_percent=objective.target,
                                   calendar=calendar, maintenance=maintenance,
                                   exclude_maintenance=objective.exclude_maintenance)
-            objectives.append({
-                "id": objective.id, "kind": "availability", "target": objective.target / 100,
-                "actual": None if result.actual_percent is None else result.actual_percent / 100,
+            objectives[objective.id] = {
+                "id": objective.id, "kind": "availability", "target": objective.target,
+                "actual": result.actual_percent,
                 "status": result.status, "window_start": start, "window_end": end,
                 "downtime_seconds": result.downtime_seconds,
                 "allowed_downtime_seconds": result.allowed_downtime_seconds,
                 "remaining_budget_seconds": result.remaining_budget_seconds,
-                "timeline": _segments(timeline, start, min(now, end)) if now > start else []})
+                "timeline": _segments(timeline, start, min(now, end)) if now > start else []}
+    for objective in agreement.ratio_objectives:  # over the incidents opened in the period
+        result = await ratio_over(conn, agreement, objective, (start, end), now)
+        objectives[objective.id] = {
+            "id": objective.id, "kind": "resolution_ratio", "target": objective.target,
+            "actual": result.actual_percent, "status": result.status, "window_start": start, "window_end": end,
+            "met": result.met, "missed": result.missed, "pending": result.open}
 
     targets = _target_results(agreement, started)
     return Report.model_validate({
         "agreement": {"id": agreement.id, "name": agreement.name, "service_id": agreement.service_id,
                       "customer_id": agreement.customer_id},
         "period": period, "period_start": start, "period_end": end, "generated_at": now,
-        "status": _worst([t["status"] for t in targets] + [o["status"] for o in objectives]),
-        "targets": targets, "objectives": objectives, "breaches": sorted(breaches, key=lambda b: b["at"]),
+        "status": _worst([t["status"] for t in targets] + [o["status"] for o in objectives.values()]),
+        "targets": targets, "objectives": [objectives[o.id] for o in agreement.objectives],
+        "breaches": sorted(breaches, key=lambda b: b["at"]),
         "incidents": len({c.incident_id for c in started}),
         "mtta_seconds": mean_duration("response"), "mttr_seconds": mean_duration("resolution"),
     })

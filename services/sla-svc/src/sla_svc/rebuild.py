@@ -146,7 +146,7 @@ async def rebuild(settings: Settings, *, schema: str, replace: bool = False) -> 
                 await _check_objectives(uow, calendars, agreement, now)
             live = Compliance(None, calendars)
             for agreement in agreements:
-                await live.store(uow, agreement, now)
+                await live.store(uow, agreement)
             await uow.conn.execute(platform["outbox"].delete())
             await uow.commit()
     finally:

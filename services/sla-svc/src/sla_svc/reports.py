@@ -4,9 +4,8 @@ Pure code: no I/O. A period is labelled like "2026-W47" (ISO week) or "2026-11" 
 runs from local midnight to local midnight in the agreement's IANA time zone, so a week that
 contains a daylight-saving change lasts 167 or 169 hours.
 
-Conventions of the report: `percent_met` of a target is a percentage (0-100), as in the
-compliance endpoint; `target` and `actual` of an objective are fractions (0-1), as in the
-`itsm.sla.objective_*` events.
+Every share in the report is a percentage (0-100), as in the compliance endpoint and the
+`itsm.sla.objective_*` events: `percent_met` of a target, `target` and `actual` of an objective.
 """
 
 import csv
@@ -169,8 +168,8 @@ class TimelineSegment(_Strict):
 class AvailabilityObjective(_Strict):
     id: str
     kind: Literal["availability"]
-    target: float = Field(ge=0, le=1, description="Fraction of the window the service must be up")
-    actual: float | None = Field(ge=0, le=1)
+    target: float = Field(ge=0, le=100, description="Percent of the window the service must be up")
+    actual: float | None = Field(ge=0, le=100)
     status: Status
     window_start: AwareDatetime
     window_end: AwareDatetime
@@ -183,8 +182,8 @@ class AvailabilityObjective(_Strict):
 class RatioObjective(_Strict):
     id: str
     kind: Literal["resolution_ratio"]
-    target: float = Field(ge=0, le=1, description="Fraction of incidents that must be resolved in time")
-    actual: float | None = Field(ge=0, le=1)
+    target: float = Field(ge=0, le=100, description="Percent of incidents that must be resolved in time")
+    actual: float | None = Field(ge=0, le=100)
     status: Status
     window_start: AwareDatetime
     window_end: AwareDatetime
@@ -367,8 +366,8 @@ def _objectives_table(report: Report) -> str:
         else:
             details = f"{o.met} met, {o.missed} missed, {o.pending} pending"
         rows.append(
-            f"<tr><td>{_e(o.id)}</td><td>{_e(_words(o.kind))}</td><td class=\"num\">{_e(_percent(_pct(o.target)))}</td>"
-            f'<td class="num">{_e(_percent(_pct(o.actual)))}</td><td>{_badge(o.status)}</td>'
+            f"<tr><td>{_e(o.id)}</td><td>{_e(_words(o.kind))}</td><td class=\"num\">{_e(_percent(o.target))}</td>"
+            f'<td class="num">{_e(_percent(o.actual))}</td><td>{_badge(o.status)}</td>'
             f"<td>{_e(_when(o.window_start))} to {_e(_when(o.window_end))}</td><td>{_e(details)}</td></tr>")
     return ("<table><thead><tr><th>Objective</th><th>Kind</th><th>Target</th><th>Actual</th><th>Status</th>"
             f"<th>Window</th><th>Details</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
@@ -448,7 +447,7 @@ def _targets_chart(report: Report) -> str:
     """A horizontal bar per target: percent met, with the goal marked."""
     if not report.targets:
         return ""
-    goal_fallback = next((_pct(o.target) for o in report.objectives if isinstance(o, RatioObjective)), None)
+    goal_fallback = next((o.target for o in report.objectives if isinstance(o, RatioObjective)), None)
     top = 10
     height = top + len(report.targets) * (_ROW + _ROW_GAP) + 24
     out = [f'<svg class="targets" viewBox="0 0 {_CHART_WIDTH} {height}" width="{_CHART_WIDTH}" height="{height}" '
@@ -511,10 +510,6 @@ def format_duration(seconds: float | None) -> str:
         amounts.append((amount, unit))
     first = next(i for i, (amount, _) in enumerate(amounts) if amount)
     return " ".join(f"{amount} {unit}" for amount, unit in amounts[first:first + 2] if amount)
-
-
-def _pct(fraction: float | None) -> float | None:
-    return None if fraction is None else fraction * 100
 
 
 def _percent(value: float | None) -> str:

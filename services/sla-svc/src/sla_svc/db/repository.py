@@ -64,7 +64,8 @@ async def get_agreement(conn: AsyncConnection, agreement_id: str) -> Agreement |
 
 
 async def get_agreements(conn: AsyncConnection, agreement_ids) -> dict[str, Agreement]:
-    rows = (await conn.execute(sa.select(agreements).where(agreements.c.id.in_(list(agreement_ids))))).all()
+    rows = (await conn.execute(sa.select(agreements).where(agreements.c.id.in_(list(agreement_ids)))
+                               .order_by(agreements.c.id))).all()
     return {r.id: agreement_from_row(r) for r in rows}
 
 
