@@ -5,27 +5,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from itsm_runtime.testing import running_app
 from sla_svc.calendars import CalendarStore, UnknownCalendar
 from sla_svc.db import repository
 from sla_svc.domain.calendar import BusinessCalendar, TwentyFourSeven
-from sla_svc.main import create_app as create_sla_app
-from sla_svc.settings import Settings as SlaSettings
 
 OFFICE = {"name": "Office hours", "timezone": "Europe/Berlin",
           "hours": {day: [["09:00", "17:00"]] for day in ("mon", "tue", "wed", "thu", "fri")},
           "holidays": ["2026-12-24"], "holiday_country": "DE", "holiday_subdivision": "BY"}
-
-
-@pytest.fixture(scope="module")
-async def sla_app(service_settings):
-    return create_sla_app(service_settings(SlaSettings, db_schema=f"sla_{uuid.uuid4().hex[:6]}"))
-
-
-@pytest.fixture(scope="module")
-async def sla(sla_app):
-    async with running_app(sla_app) as client:
-        yield client
 
 
 async def make_calendar(sla, **changes) -> dict:
