@@ -47,15 +47,21 @@ async def record_breaches(uow: UnitOfWork, breaches: list[BreachRef]) -> None:
 
 
 async def _open_review(uow: UnitOfWork, first: BreachRef) -> str:
-    open_review = sa.select(reviews.c.id).where(reviews.c.agreement_id == first.agreement_id,
-                                                reviews.c.status != "closed")
-    review_id = (await uow.conn.execute(open_review.with_for_update())).scalar()
-    if review_id is not None:
-        return review_id
+    """The agreement's open review, opened now if there is none.
+
+    Share-locked, not exclusively: concurrent timer batches add breaches to the same review at once,
+    while closing it waits for them. Opening is an insert that does nothing if another transaction
+    opened one first (the partial unique index allows one open review per agreement)."""
     review_id = str(uuid.uuid4())
-    await uow.conn.execute(reviews.insert().values(
-        id=review_id, agreement_id=first.agreement_id, service_id=first.service_id, status="open",
-        opened_at=first.breached_at))
+    opened = (await uow.conn.execute(
+        insert(reviews).values(id=review_id, agreement_id=first.agreement_id, service_id=first.service_id,
+                               status="open", opened_at=first.breached_at)
+        .on_conflict_do_nothing(index_elements=["agreement_id"], index_where=reviews.c.status != "closed")
+        .returning(reviews.c.id))).scalar()
+    if opened is None:
+        open_review = sa.select(reviews.c.id).where(reviews.c.agreement_id == first.agreement_id,
+                                                    reviews.c.status != "closed")
+        return (await uow.conn.execute(open_review.with_for_update(read=True))).scalar_one()
     reason = f"{first.kind} {first.ref_id} breached"
     uow.emit(schemas.ReviewOpened(review_id=review_id, agreement_id=first.agreement_id, service_id=first.service_id,
                                   reason=reason, opened_at=first.breached_at), key=first.agreement_id,
