@@ -29,7 +29,7 @@ async def test_a_component_outage_opens_and_resolves_an_incident_with_its_sla_cl
         "name": "Payments", "service_id": service_id,
         "targets": [{"metric": "resolution", "priority": 1, "within": "PT1H"}],
         "objectives": [{"kind": "availability", "target": 99.9, "window": "calendar_month"},
-                       {"kind": "availability", "target": 99.99999, "window": "calendar_month"}]})
+                       {"kind": "availability", "target": 99.9999999, "window": "calendar_month"}]})
     service = await post(http, f"{cmdb}/v1/cis", {"id": service_id, "name": "Payments", "type": "business_service",
                                                   "criticality": 1})
     app = await post(http, f"{cmdb}/v1/cis", {"name": "payments-api", "type": "application"})
@@ -96,7 +96,7 @@ async def test_a_component_outage_opens_and_resolves_an_incident_with_its_sla_cl
     assert objective["remaining_budget_seconds"] < objective["allowed_downtime_seconds"]
     assert objective["degraded_seconds"] > 0, "one node down degraded the service before the outage"
 
-    # the outage broke the strict objective (a quarter of a second a month): it opened a service review
+    # the outage broke the strict objective (under 3 ms a month): it opened a service review
     async def review():
         response = await http.get(f"{sla}/v1/reviews", params={"agreement_id": agreement["id"]})
         return response.json()["items"]
@@ -104,7 +104,7 @@ async def test_a_component_outage_opens_and_resolves_an_incident_with_its_sla_cl
     reviews = await eventually(review, timeout=20)
     assert [(b["kind"], b["ref_id"].split("@")[0]) for b in reviews[0]["breaches"]] == [("objective", "objective-2")]
     compliance = (await http.get(f"{sla}/v1/agreements/{agreement['id']}/compliance")).json()
-    assert compliance["status"] == "breached" and compliance["objectives"][1]["status"] == "breached"
+    assert compliance["status"] == "breached" and compliance["objectives"][1]["status"] == "breached", compliance
 
     # and the month's report has the met clock, both objectives and the breach, in JSON and in HTML
     period = down_at.strftime("%Y-%m")
