@@ -31,7 +31,7 @@ from .objectives import Objectives, service_inputs, status_row
 from .calendars import CalendarStore
 from .compliance import Compliance
 from .db import MIGRATIONS, repository
-from .db.tables import platform
+from .db.tables import clocks, incident_facts, platform, service_status
 from .domain.fold import Fact
 from .handlers import Clocks, fact_of, opening_of
 from .reviews import BreachRef, record_breaches
@@ -133,14 +133,13 @@ async def rebuild(settings: Settings, *, schema: str, replace: bool = False) -> 
                 await uow.conn.execute(sa.text(
                     f'INSERT INTO "{schema}".{table} OVERRIDING SYSTEM VALUE '
                     f'SELECT * FROM "{settings.db_schema}".{table}'))
-            for n in range(0, len(replayed.facts), CHUNK):
-                await repository.add_facts(uow.conn, replayed.facts[n:n + CHUNK])
-            for n in range(0, len(replayed.statuses), CHUNK):
-                await repository.add_service_statuses(uow.conn, replayed.statuses[n:n + CHUNK])
+            await repository.copy_rows(uow.conn, incident_facts, repository.fact_rows(replayed.facts))
+            await repository.copy_rows(uow.conn, service_status,
+                                       list({r["event_id"]: r for r in reversed(replayed.statuses)}.values()))
             now = datetime.now(UTC)
             agreements = await repository.all_agreements(uow.conn)
             calendars = CalendarStore()
-            incidents, clocks = await _fold_clocks(uow, calendars, replayed.facts, agreements, now)
+            incidents, folded = await _fold_clocks(uow, calendars, replayed.facts, agreements, now)
             with_objectives = [a for a in agreements if a.objectives]
             for agreement in with_objectives:
                 await _check_objectives(uow, calendars, agreement, now)
@@ -152,7 +151,7 @@ async def rebuild(settings: Settings, *, schema: str, replace: bool = False) -> 
     finally:
         await engine.dispose()
     return RebuildReport(schema=schema, records=replayed.records, poison=replayed.poison, incidents=incidents,
-                         clocks=clocks, agreements_with_objectives=len(with_objectives),
+                         clocks=folded, agreements_with_objectives=len(with_objectives),
                          seconds=time.perf_counter() - started)
 
 
@@ -177,9 +176,9 @@ async def _fold_clocks(uow: UnitOfWork, calendars: CalendarStore, facts: list[tu
                                           breached_at=clock.breached_at))
             batch.append(clock)
         if len(batch) >= CHUNK:
-            await repository.upsert_clocks(uow.conn, batch)
+            await repository.copy_rows(uow.conn, clocks, repository.clock_rows(batch))
             count, batch = count + len(batch), []
-    await repository.upsert_clocks(uow.conn, batch)
+    await repository.copy_rows(uow.conn, clocks, repository.clock_rows(batch))
     await record_breaches(uow, breaches)
     return len(by_incident), count + len(batch)
 

@@ -1,9 +1,10 @@
 """Loading and saving agreements and clocks with SQLAlchemy Core."""
 
+import json
 from datetime import timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from itsm_runtime.pagination import keyset_page
@@ -167,6 +168,30 @@ async def add_fact(conn: AsyncConnection, incident_id: str, fact: Fact) -> bool:
     """Store an incident event as a fact; False when it was already stored."""
     stmt = insert(incident_facts).values(**_fact_row(incident_id, fact)).on_conflict_do_nothing()
     return (await conn.execute(stmt.returning(incident_facts.c.event_id))).first() is not None
+
+
+async def copy_rows(conn: AsyncConnection, table: sa.Table, rows: list[dict]) -> None:
+    """Bulk-load rows into an empty table (PostgreSQL COPY): for a rebuild into a fresh schema."""
+    if not rows:
+        return
+    columns = list(rows[0])
+    as_json = {c for c in columns if isinstance(table.c[c].type, JSONB)}  # COPY takes JSON as text
+
+    def value(row: dict, column: str):
+        return json.dumps(row[column]) if column in as_json else row[column]
+
+    raw = (await conn.get_raw_connection()).driver_connection
+    await raw.copy_records_to_table(table.name, columns=columns,
+                                    records=[[value(r, c) for c in columns] for r in rows])
+
+
+def fact_rows(facts: list[tuple[str, Fact]]) -> list[dict]:
+    """(incident id, fact) as incident_facts rows, each event once."""
+    return list({f.event_id: _fact_row(i, f) for i, f in reversed(facts)}.values())
+
+
+def clock_rows(many: list[Clock]) -> list[dict]:
+    return [_clock_row(c) for c in many]
 
 
 async def add_facts(conn: AsyncConnection, facts: list[tuple[str, Fact]]) -> None:
