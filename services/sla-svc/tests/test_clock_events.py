@@ -6,9 +6,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from itsm_events import new_event, schemas, to_kafka, topics
 from itsm_runtime.testing import eventually, read_topic
+from sla_svc.db.tables import incident_facts
 from sla_testing import clocks_of, make_agreement
 
 
@@ -105,7 +107,16 @@ async def test_events_out_of_order_and_twice_give_the_clock_their_event_times_gi
     assert "breached" not in kinds(clock)
 
 
-async def test_an_agreement_covers_only_incidents_opened_while_it_is_in_force(sla, send, sla_app, kafka_bootstrap):
+async def fact_stored(sla_app, incident_id: str) -> None:
+    """Wait until sla-svc has stored the incident's opening."""
+    async def stored():
+        async with sla_app.state.runtime.engine.connect() as conn:
+            return (await conn.execute(sa.select(incident_facts.c.event_id)
+                                       .where(incident_facts.c.incident_id == incident_id))).first()
+    await eventually(stored)
+
+
+async def test_an_agreement_covers_only_incidents_opened_while_it_is_in_force(sla, send, sla_app):
     agreement = await make_agreement(sla, within="PT1H")
     service_id = agreement["service_id"]
     before, after = str(uuid.uuid4()), str(uuid.uuid4())
@@ -113,7 +124,20 @@ async def test_an_agreement_covers_only_incidents_opened_while_it_is_in_force(sl
     await send(opened(before, service_id, created - timedelta(minutes=5)), before)
     await send(opened(after, service_id, created + timedelta(seconds=1)), after)
     await eventually(lambda: clocks_of(sla, after))
-    assert await clocks_of(sla, before) == [], "events of one partition are handled in order"
+    await fact_stored(sla_app, before)
+    assert await clocks_of(sla, before) == []
+
+
+async def test_an_agreement_in_force_from_the_past_adopts_the_incidents_opened_since(sla, send, sla_app):
+    service_id, incident_id = f"svc-{uuid.uuid4().hex[:8]}", str(uuid.uuid4())
+    opened_at = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    await send(opened(incident_id, service_id, opened_at), incident_id)
+    await fact_stored(sla_app, incident_id)
+    await make_agreement(sla, service_id=service_id, within="PT4H",
+                         effective_from=(opened_at - timedelta(hours=1)).isoformat())
+    [clock] = await clocks_of(sla, incident_id)
+    assert datetime.fromisoformat(clock["started_at"]) == opened_at, "as a replay of the events would give"
+    assert datetime.fromisoformat(clock["deadline"]) == opened_at + timedelta(hours=4)
 
 
 async def test_clocks_count_business_hours_and_keep_the_calendar_version_they_started_with(sla, send):

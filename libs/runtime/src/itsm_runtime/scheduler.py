@@ -12,6 +12,8 @@ import logging
 from collections.abc import Awaitable, Callable, Hashable
 from datetime import UTC, datetime, timedelta
 
+from itsm_events.bus import is_transient
+
 log = logging.getLogger("itsm.scheduler")
 
 FireFn = Callable[[list[Hashable]], Awaitable[None]]
@@ -35,20 +37,17 @@ class Scheduler:
     def __len__(self) -> int:
         return len(self._due)
 
-    def schedule(self, key: Hashable, when: datetime) -> None:
-        """Fire `key` at `when` (replacing any earlier schedule of the same key)."""
+    def schedule(self, key: Hashable, when: datetime, *, keep_earlier: bool = False) -> None:
+        """Fire `key` at `when`, replacing its pending schedule; with `keep_earlier`, unless that comes first."""
         at = when.timestamp()
+        if keep_earlier and self._due.get(key, at) < at:
+            return
         self._due[key] = at
         self._counter += 1
         heapq.heappush(self._heap, (at, self._counter, key))
         if self._heap[0][2] == key:
             self._changed.set()
         self._compact()
-
-    def scheduled_at(self, key: Hashable) -> datetime | None:
-        """When `key` is due to fire, if it is scheduled."""
-        at = self._due.get(key)
-        return None if at is None else datetime.fromtimestamp(at, UTC)
 
     def cancel(self, key: Hashable) -> None:
         self._due.pop(key, None)
@@ -101,12 +100,29 @@ class Scheduler:
 
     async def _fire_batch(self, keys: list[Hashable]) -> None:
         try:
-            await self._fire(keys)
+            try:
+                await self._fire(keys)
+            except Exception as exc:
+                if len(keys) == 1 or is_transient(exc):
+                    raise
+                # one bad key must not hold back the others: fire each alone
+                log.exception("%s: a batch of %d timers failed; firing them one by one", self._name, len(keys))
+                for key in keys:
+                    await self._fire_alone(key)
         except Exception:
             log.exception("%s: %d timer(s) failed; retrying in a second", self._name, len(keys))
-            retry_at = datetime.now(UTC) + timedelta(seconds=1)
             for key in keys:
-                if key not in self._due:
-                    self.schedule(key, retry_at)
+                self._retry(key)
         finally:
             self._slots.release()
+
+    async def _fire_alone(self, key: Hashable) -> None:
+        try:
+            await self._fire([key])
+        except Exception:
+            log.exception("%s: timer %r failed; retrying in a second", self._name, key)
+            self._retry(key)
+
+    def _retry(self, key: Hashable) -> None:
+        if key not in self._due:
+            self.schedule(key, datetime.now(UTC) + timedelta(seconds=1))

@@ -27,7 +27,7 @@ from .calendars import CalendarStore
 from .db import repository
 from .db.tables import compliance
 from .domain.agreement import Agreement, Objective
-from .domain.objectives import AvailabilityResult
+from .domain.objectives import AvailabilityResult, parse_window, window_at
 from .domain.ratio import RatioResult
 
 log = logging.getLogger("sla_svc.compliance")
@@ -61,20 +61,26 @@ def objective_compliance(objective: Objective, result: AvailabilityResult | Rati
 
 async def compute(conn, calendars: CalendarStore, agreement: Agreement,
                   now: datetime) -> tuple[ComplianceRead, datetime | None]:
-    """The agreement's compliance as of `now`, and when it must be computed again without any event."""
-    counts = {(r.metric, r.priority): r for r in await repository.compliance_counts(conn, agreement.id)}
+    """The agreement's compliance as of `now`, and when it must be computed again without any event.
+
+    Targets count the clocks started in the current calendar month (in the agreement's timezone), and
+    every clock still open."""
+    calendar = await calendars.current(conn, agreement.calendar_id, now)
+    month = window_at(parse_window("calendar_month"), calendar.timezone, now)
+    counts = {(r.metric, r.priority): r for r in await repository.compliance_counts(conn, agreement.id, *month)}
     targets = []
     for target in agreement.targets:
         row = counts.get((target.metric, target.priority))
         met, breached, running, warned = (row.met, row.breached, row.open, row.warned) if row else (0, 0, 0, 0)
         done = met + breached
         targets.append(TargetCompliance(
-            metric=target.metric, priority=target.priority, within=target.within, met=met, breached=breached,
+            metric=target.metric, priority=target.priority, within=target.within, window_start=month[0],
+            window_end=month[1], met=met, breached=breached,
             running=running, percent_met=round(100.0 * met / done, 2) if done else None,
             status="breached" if breached else ("at_risk" if warned else "ok")))
     results = await objectives.current(conn, calendars, agreement, now)
     reads: list[ObjectiveCompliance] = [objective_compliance(o, r) for o, r in results]
-    due = [d for _, r in results for d in objectives.changes_by_themselves(r, now)]
+    due = [month[1]] + [d for _, r in results for d in objectives.changes_by_themselves(r, now)]
     availability = [r for _, r in results if isinstance(r, AvailabilityResult)]
     if availability:
         due.append(now + (WHILE_DOWN if any(r.service_status != "up" for r in availability) else WHILE_UP))
@@ -102,9 +108,7 @@ class Compliance:
         """Something under these agreements changed: refresh each a moment from now (once for a burst)."""
         soon = datetime.now(UTC) + SETTLE
         for agreement_id in agreement_ids:
-            due = self.scheduler.scheduled_at(agreement_id)
-            if due is None or due > soon:
-                self.scheduler.schedule(agreement_id, soon)
+            self.scheduler.schedule(agreement_id, soon, keep_earlier=True)
 
     async def refresh(self, agreement_ids: list[str]) -> None:
         """Compute the agreements' compliance again and store each that changed as its next version."""
@@ -126,8 +130,8 @@ class Compliance:
         uow.after_commit(lambda: self._after_refresh(agreement.id, updated, due))
 
     def _after_refresh(self, agreement_id: str, updated: bool, due: datetime | None) -> None:
-        if due is not None:
-            self.scheduler.schedule(agreement_id, due)
+        if due is not None:  # a change while this refresh ran may have asked for an earlier one: keep it
+            self.scheduler.schedule(agreement_id, due, keep_earlier=True)
         event = self._refreshed.pop(agreement_id, None) if updated else None
         if event is not None:
             event.set()

@@ -6,13 +6,11 @@ moves a clock's saved state on to now, which is the same as folding again (prove
 """
 
 import dataclasses
-import logging
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from itsm_events import Envelope, UnitOfWork, schemas
-from itsm_events.bus import is_transient
 from itsm_runtime.scheduler import Scheduler
 
 from .calendars import CalendarStore
@@ -22,9 +20,7 @@ from .domain.clock import Clock
 from .domain.fold import ClockSpec, Entry, Fact, advance, ever_targeted, fold, sort_facts
 from .reviews import BreachRef, record_breaches
 
-log = logging.getLogger("sla_svc.timers")
 RETRY_LOCKED = timedelta(milliseconds=200)
-RETRY_FAILED = timedelta(seconds=1)
 CLOCK_IDS = uuid.UUID("5b1a0c3e-7d4f-4c7e-9a59-2f0e6b1c8d21")  # namespace: a replay gives every clock its id
 
 
@@ -91,6 +87,16 @@ class Clocks:
             changed = await self.recompute(uow, incident_id, datetime.now(UTC))
             uow.after_commit(lambda: self.track(changed))
 
+    async def adopt(self, uow: UnitOfWork, agreement: Agreement) -> None:
+        """Fold the clocks of the incidents opened on the agreement's service since its `effective_from`, when
+        that is in the past: what a replay of the events gives."""
+        now, changed = datetime.now(UTC), []
+        for incident_id in await repository.incidents_opened(uow.conn, agreement.service_id,
+                                                             since=agreement.effective_from):
+            await repository.lock_incident(uow.conn, incident_id)
+            changed += await self.recompute(uow, incident_id, now)
+        uow.after_commit(lambda: self.track(changed))
+
     async def recompute(self, uow: UnitOfWork, incident_id: str, now: datetime) -> list[Clock]:
         """Fold every clock of the incident again from its facts; publish what is new; return the clocks."""
         facts = await repository.facts_of(uow.conn, incident_id)
@@ -138,23 +144,9 @@ class Clocks:
     async def fire(self, clock_ids: list[str]) -> None:
         """Record the warnings and breaches now due on these clocks, in one transaction.
 
-        Clocks an event handler holds locked are skipped and retried a moment later (so timers
-        and handlers never deadlock); a batch that fails is retried clock by clock.
+        Clocks an event handler holds locked are skipped and retried a moment later (so timers and
+        handlers never deadlock); the scheduler fires the clocks of a failed batch one by one.
         """
-        try:
-            await self._fire_batch(clock_ids)
-        except Exception as exc:
-            if len(clock_ids) == 1 or is_transient(exc):
-                raise  # the scheduler retries the whole batch a second later
-            log.exception("a batch of %d clock timers failed; firing them one by one", len(clock_ids))
-            for id_ in clock_ids:
-                try:
-                    await self._fire_batch([id_])
-                except Exception:
-                    log.exception("clock timer %s failed; retrying in a second", id_)
-                    self.scheduler.schedule(id_, datetime.now(UTC) + RETRY_FAILED)
-
-    async def _fire_batch(self, clock_ids: list[str]) -> None:
         async with self._uow_factory() as uow:
             clocks = await repository.get_clocks(uow.conn, clock_ids, lock="skip_locked")
             now = datetime.now(UTC)
@@ -224,7 +216,8 @@ def publish(uow: UnitOfWork, clock: Clock, now: datetime) -> list[BreachRef]:
 
 async def create_agreement(uow: UnitOfWork, agreement: Agreement) -> Agreement:
     created_at = datetime.now(UTC)
-    agreement = dataclasses.replace(agreement, effective_from=agreement.effective_from or created_at)
+    agreement = dataclasses.replace(agreement, effective_from=agreement.effective_from or created_at,
+                                    extra={**agreement.extra, "created_at": created_at})
     await repository.add_agreement(uow.conn, agreement, created_at=created_at)
     uow.emit(schemas.AgreementCreated(agreement_id=agreement.id, name=agreement.name,
                                       service_id=agreement.service_id, customer_id=agreement.customer_id),

@@ -88,6 +88,7 @@ def create_app(settings: Settings | None = None, transport: Transport | None = N
     runtime.state["clocks"] = clocks
     runtime.state["calendars"] = calendars
     runtime.state["compliance"] = compliance
+    runtime.state["objectives"] = objectives
     runtime.state["period_closing"] = period_closing  # routes schedule the agreements they create
     return build_app(runtime, title="sla-svc", routers=[router, calendar_routes.router],
                      description="Service level agreements, live SLA clocks, warnings and breaches.")

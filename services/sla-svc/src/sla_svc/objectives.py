@@ -167,13 +167,12 @@ class Objectives:
         """Check these agreements' objectives in a moment (their ratio tickets changed, or on start)."""
         now = datetime.now(UTC)
         for agreement_id in agreement_ids:
-            self.scheduler.schedule(agreement_id, now)
+            self.scheduler.schedule(agreement_id, now, keep_earlier=True)
 
     def _track(self, agreement_id: str, due: list[datetime]) -> None:
+        # a check asked for while this one ran (check_soon) stays: it may see what this one did not
         if due:
-            self.scheduler.schedule(agreement_id, min(due))
-        else:
-            self.scheduler.cancel(agreement_id)
+            self.scheduler.schedule(agreement_id, min(due), keep_earlier=True)
 
     async def check(self, uow: UnitOfWork, agreement: Agreement, now: datetime,
                     inputs: tuple[StatusTimeline, list] | None = None) -> list[datetime]:

@@ -170,7 +170,7 @@ async def _fold_clocks(uow: UnitOfWork, calendars: CalendarStore, facts: list[tu
             continue
         for clock in await folder.fold(uow.conn, incident_id, mine, by_service[opened.service_id], [], now):
             clock.published = {e.key for e in clock.state.timeline if e.at <= now}
-            if clock.breached_at is not None and clock.breached_at <= now:
+            if clock.objective_id is None and clock.breached_at is not None and clock.breached_at <= now:
                 breaches.append(BreachRef(agreement_id=clock.agreement_id, service_id=clock.service_id,
                                           kind="clock", ref_id=clock.id, incident_id=incident_id,
                                           breached_at=clock.breached_at))
@@ -187,8 +187,10 @@ async def _check_objectives(uow: UnitOfWork, calendars: CalendarStore, agreement
     """Check the agreement's objectives at each instant the live service would have: status changes and timers."""
     objectives = Objectives(None, calendars)
     inputs = await service_inputs(uow.conn, agreement.service_id)
-    changes = inputs[0].changes_between(datetime.min.replace(tzinfo=UTC), now + timedelta(microseconds=1))
-    at = changes[0] if changes else now
+    # from when it was created, as the live service checks it then (routes ask for a check on creation)
+    start = agreement.extra["created_at"]
+    changes = inputs[0].changes_between(start, now + timedelta(microseconds=1))
+    at = min(start, now)
     while True:
         due = await objectives.check(uow, agreement, at, inputs)
         later = [t for t in (*changes, *due) if at < t <= now]

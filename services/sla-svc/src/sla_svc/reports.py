@@ -19,6 +19,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from .domain.objectives import FIRST_YEAR, LAST_YEAR
+
 PeriodKind = Literal["week", "month"]
 Status = Literal["ok", "at_risk", "breached"]
 Availability = Literal["up", "degraded", "down", "maintenance"]
@@ -38,6 +40,8 @@ def parse_period(period: str, tz: str) -> tuple[datetime, datetime]:
     """The UTC instants at which a period starts and ends (exclusive), from local midnights in `tz`."""
     zone = _zone(tz)
     first_day, next_first_day, _ = _local_days(period)
+    if first_day.year < FIRST_YEAR or next_first_day.year > LAST_YEAR:
+        raise InvalidPeriod(f"period {period!r}: reports cover the years {FIRST_YEAR} to {LAST_YEAR}")
     try:
         return _local_midnight(first_day, zone), _local_midnight(next_first_day, zone)
     except OverflowError:

@@ -52,16 +52,20 @@ async def _open_review(uow: UnitOfWork, first: BreachRef) -> str:
     Share-locked, not exclusively: concurrent timer batches add breaches to the same review at once,
     while closing it waits for them. Opening is an insert that does nothing if another transaction
     opened one first (the partial unique index allows one open review per agreement)."""
-    review_id = str(uuid.uuid4())
-    opened = (await uow.conn.execute(
-        insert(reviews).values(id=review_id, agreement_id=first.agreement_id, service_id=first.service_id,
-                               status="open", opened_at=first.breached_at)
-        .on_conflict_do_nothing(index_elements=["agreement_id"], index_where=reviews.c.status != "closed")
-        .returning(reviews.c.id))).scalar()
-    if opened is None:
-        open_review = sa.select(reviews.c.id).where(reviews.c.agreement_id == first.agreement_id,
-                                                    reviews.c.status != "closed")
-        return (await uow.conn.execute(open_review.with_for_update(read=True))).scalar_one()
+    open_review = sa.select(reviews.c.id).where(reviews.c.agreement_id == first.agreement_id,
+                                                reviews.c.status != "closed").with_for_update(read=True)
+    while True:  # the open review found by the insert may be closed before the select: then open one again
+        review_id = str(uuid.uuid4())
+        opened = (await uow.conn.execute(
+            insert(reviews).values(id=review_id, agreement_id=first.agreement_id, service_id=first.service_id,
+                                   status="open", opened_at=first.breached_at)
+            .on_conflict_do_nothing(index_elements=["agreement_id"], index_where=reviews.c.status != "closed")
+            .returning(reviews.c.id))).scalar()
+        if opened is not None:
+            break
+        existing = (await uow.conn.execute(open_review)).scalar()
+        if existing is not None:
+            return existing
     reason = f"{first.kind} {first.ref_id} breached"
     uow.emit(schemas.ReviewOpened(review_id=review_id, agreement_id=first.agreement_id, service_id=first.service_id,
                                   reason=reason, opened_at=first.breached_at), key=first.agreement_id,

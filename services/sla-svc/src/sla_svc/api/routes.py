@@ -72,9 +72,12 @@ async def create_agreement(agreement_in: AgreementCreate, runtime: RuntimeDep,
     async def create(uow):
         if not await runtime.state["calendars"].exists(uow.conn, agreement.calendar_id):
             raise Problem(422, f"calendar {agreement.calendar_id!r} does not exist")
-        await handlers.create_agreement(uow, agreement)
+        created = await handlers.create_agreement(uow, agreement)
+        if created.effective_from < created.extra["created_at"]:
+            await runtime.state["clocks"].adopt(uow, created)
         uow.after_commit(partial(runtime.state["period_closing"].check_soon, agreement.id))
         uow.after_commit(partial(runtime.state["compliance"].changed, [agreement.id]))
+        uow.after_commit(partial(runtime.state["objectives"].check_soon, [agreement.id]))
         return _agreement_read(await repository.get_agreement(uow.conn, agreement.id))
 
     return await runtime.create_once(key=idempotency_key, scope="POST /v1/agreements", request=agreement_in,

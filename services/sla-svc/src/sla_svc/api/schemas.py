@@ -113,9 +113,13 @@ class ClockPage(BaseModel):
 
 
 class TargetCompliance(BaseModel):
+    """A target's clocks started in the current calendar month, and those still open."""
+
     metric: str
     priority: int
     within: timedelta
+    window_start: datetime
+    window_end: datetime
     met: int
     breached: int
     running: int

@@ -205,6 +205,13 @@ def _fact(row) -> Fact:
                 from_status=row.from_status, service_id=row.service_id or None, customer_id=row.customer_id)
 
 
+async def incidents_opened(conn: AsyncConnection, service_id: str, *, since) -> list[str]:
+    """The incidents of the service opened at or after `since` (event time), in a fixed order."""
+    f = incident_facts.c
+    stmt = sa.select(f.incident_id).where(f.kind == "opened", f.service_id == service_id, f.at >= since)
+    return list((await conn.execute(stmt.distinct().order_by(f.incident_id))).scalars())
+
+
 async def facts_of(conn: AsyncConnection, incident_id: str) -> list[Fact]:
     rows = await conn.execute(sa.select(incident_facts).where(incident_facts.c.incident_id == incident_id))
     return [_fact(r) for r in rows]
@@ -236,10 +243,12 @@ async def due_clocks(conn: AsyncConnection) -> list[tuple[str, object]]:
     return [(r.id, r.next_due_at) for r in rows]
 
 
-async def compliance_counts(conn: AsyncConnection, agreement_id: str) -> list:
-    """Per (metric, priority): clocks met, breached, running/paused, and the largest elapsed share."""
+async def compliance_counts(conn: AsyncConnection, agreement_id: str, start, end) -> list:
+    """Per (metric, priority): clocks met, breached and running/paused among those started in [start, end)
+    or still open, and how many open ones passed a warning threshold."""
     c = clocks
     done = c.c.stage == "completed"
+    open_ = c.c.stage.in_(["running", "paused"])
     stmt = (
         sa.select(
             c.c.metric, c.c.priority,
@@ -249,7 +258,8 @@ async def compliance_counts(conn: AsyncConnection, agreement_id: str) -> list:
             sa.func.count().filter(c.c.stage.in_(["running", "paused"]) & ~c.c.breached
                                    & (c.c.warnings_fired > 0)).label("warned"),
         )
-        .where(c.c.agreement_id == agreement_id, c.c.objective_id.is_(None))
+        .where(c.c.agreement_id == agreement_id, c.c.objective_id.is_(None),
+               ((c.c.started_at >= start) & (c.c.started_at < end)) | open_)
         .group_by(c.c.metric, c.c.priority)
     )
     return (await conn.execute(stmt)).all()

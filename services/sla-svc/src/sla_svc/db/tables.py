@@ -69,6 +69,7 @@ incident_facts = sa.Table(
     sa.Column("from_status", sa.Text),
     sa.Column("service_id", sa.Text, nullable=False),
     sa.Column("customer_id", sa.Text),
+    sa.Index("ix_incident_facts_openings", "service_id", "at", postgresql_where=sa.text("kind = 'opened'")),
 )
 
 # the availability of every service an agreement names, as consumed from itsm.cmdb.service_availability_changed

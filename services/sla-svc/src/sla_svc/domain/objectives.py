@@ -70,6 +70,9 @@ _DURATION = re.compile(r"P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d
 _CALENDAR_UNITS = re.compile(r"P(?:\d+Y)?(?:\d+M)?(?:\d+W)?(?:\d+D)?(?:T.*)?")
 
 
+FIRST_YEAR, LAST_YEAR = 1970, 2200  # the years a fixed window or a report may cover
+
+
 def parse_window(value: Any) -> WindowSpec:
     """Parse "calendar_month", "calendar_week", an ISO 8601 duration ("P30D") or {start, end}."""
     if isinstance(value, WindowSpec):
@@ -87,6 +90,8 @@ def parse_window(value: Any) -> WindowSpec:
         start, end = _parse_instant("window.start", value["start"]), _parse_instant("window.end", value["end"])
         if end <= start:
             raise InvalidObjective("window: end must be after start")
+        if start.year < FIRST_YEAR or end.year > LAST_YEAR:
+            raise InvalidObjective(f"window: must lie between the years {FIRST_YEAR} and {LAST_YEAR}")
         return WindowSpec(kind="fixed", start=start, end=end)
     raise InvalidObjective(f"window: expected calendar_month, calendar_week, an ISO 8601 duration such as P30D "
                            f"or {{start, end}}, got {value!r}")
