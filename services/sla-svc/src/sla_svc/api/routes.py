@@ -42,7 +42,8 @@ def _clock_read(clock: Clock, calendar, now: datetime) -> ClockRead:
     remaining, percent = clock.remaining(calendar, now), clock.percent(calendar, now)
     return ClockRead(
         id=clock.id, agreement_id=clock.agreement_id, incident_id=clock.incident_id, service_id=clock.service_id,
-        customer_id=clock.customer_id, metric=clock.metric, priority=clock.priority, stage=str(clock.stage),
+        customer_id=clock.customer_id, metric=clock.metric, objective_id=clock.objective_id, priority=clock.priority,
+        stage=str(clock.stage),
         breached=clock.breached, started_at=clock.started_at, deadline=clock.deadline,
         breached_at=clock.breached_at, completed_at=clock.completed_at,
         target_seconds=clock.target_seconds, elapsed_seconds=round(clock.elapsed(calendar, now), 3),

@@ -90,6 +90,8 @@ class ClockRead(BaseModel):
     service_id: str
     customer_id: str | None
     metric: str
+    objective_id: str | None = Field(description="the ratio objective this is an incident's ticket clock for; "
+                                                 "null for a target's clock")
     priority: int
     stage: Literal["running", "paused", "completed", "cancelled"]
     breached: bool
