@@ -4,7 +4,7 @@ import asyncio
 import json
 import platform
 
-from . import breach_latency, cmdb_signals, incident_throughput
+from . import breach_latency, cmdb_signals, incident_throughput, sla_scale
 from .common import RESULTS
 
 
@@ -16,6 +16,8 @@ async def main() -> None:
     print(json.dumps({"breach_latency": results["breach_latency"]}), flush=True)
     results["cmdb_signals"] = await cmdb_signals.run()
     print(json.dumps({"cmdb_signals": results["cmdb_signals"]}), flush=True)
+    results["sla_scale"] = await sla_scale.run()
+    print(json.dumps({"sla_scale": results["sla_scale"]}), flush=True)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(results, indent=2))
 

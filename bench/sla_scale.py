@@ -1,0 +1,731 @@
+"""The SLA engine's scale targets, on a real PostgreSQL and Kafka:
+
+    python -m bench.sla_scale clocks|breaches|replay|all [-n N] [--profile] [--in-process] [--review-open]
+
+- clocks: ONE sla-svc process holds 1,000,000 running clocks in under 1 GB. The clocks table is
+  filled with SQL (the `state` JSONB built the way ClockState.to_dict() writes it, checked against
+  the fold), sla-svc is started and loads every timer at start-up; its VmRSS and VmHWM are read
+  from /proc once it logs "sla-svc timers running: N clocks loaded".
+- breaches: 10,000 clocks breaching in the same second are committed at most 500 ms late at p99.
+  10,000 `itsm.incident.opened` events go to Kafka with opened_at = deadline - target; every clock
+  must exist before the deadline. A poller records when each `itsm.sla.breached` outbox row becomes
+  visible (= committed; the row's created_at is now(), the start of its transaction, a lower bound),
+  and the CPU sla-svc and PostgreSQL spend meanwhile. --in-process (or --profile, with cProfile):
+  the sla-svc process is stopped once the clocks are stored and the app runs in this process, so
+  that each step of the timers' transactions is timed. --review-open: the agreement already has an
+  open service review (the first breaches do not open one).
+- replay: `sla-svc rebuild` replays at least 50,000 events per second: 50,000 incidents x 4 events
+  (opened, in_progress, on_hold, resolved) are produced, then `rebuild()` runs in-process with the
+  time of each step (Kafka read + parse, facts inserted, fold, clocks upserted, ...) measured;
+  reading the topics without parsing and replay_topics() alone are timed beside it.
+
+Service ports: bench.common (ITSM_BENCH_PORT_OFFSET); logs go to bench/results/sla_scale/.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import cProfile
+import inspect
+import io
+import json
+import os
+import pstats
+import re
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from itsm_events import new_event, schemas, to_kafka, topics
+
+from .common import RESULTS, percentile, start_stack
+
+LOGS = RESULTS / "sla_scale"
+
+
+# helpers ---------------------------------------------------------------------------------------
+
+
+def memory_of(pid: int) -> dict[str, float]:
+    """VmRSS (now) and VmHWM (peak) of a process, in MiB."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            fields[name] = int(value.split()[0]) / 1024  # kB -> MiB
+    return {"rss_mb": round(fields["VmRSS"], 1), "peak_mb": round(fields["VmHWM"], 1)}
+
+
+async def wait_for_log(path: Path, offset: int, pattern: str, *, timeout: float, process=None) -> re.Match:
+    """The first match of `pattern` in the log written after `offset`."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + timeout
+    while loop.time() < give_up:
+        with open(path, "rb") as log_file:
+            log_file.seek(offset)
+            text = log_file.read().decode(errors="replace")
+        if match := re.search(pattern, text):
+            return match
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the process exited with {process.returncode}; see {path}")
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"{pattern!r} did not appear in {path} within {timeout:.0f}s")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds(parent: int) -> float:
+    """CPU time so far of the live children of a process (PostgreSQL: the postmaster's backends and workers)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == parent:
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def log_offset(path: Path) -> int:
+    return path.stat().st_size if path.exists() else 0
+
+
+def problems_in_log(path: Path, offset: int) -> dict[str, int]:
+    """How often each ERROR or WARNING message was logged after `offset`."""
+    with open(path, "rb") as log_file:
+        log_file.seek(offset)
+        lines = log_file.read().decode(errors="replace").splitlines()
+    counts: dict[str, int] = {}
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if record.get("level") in ("ERROR", "WARNING"):
+            message = f"{record['level']} {record.get('logger')}: {record.get('message', '')[:160]}"
+            counts[message] = counts.get(message, 0) + 1
+    return counts
+
+
+async def create_agreement(client: httpx.AsyncClient, base_url: str, **body) -> dict:
+    response = await client.post(base_url + "/v1/agreements", json={"name": "bench", **body})
+    response.raise_for_status()
+    return response.json()
+
+
+def ms(seconds: float) -> float:
+    return round(seconds * 1000, 1)
+
+
+def fast_producer(bootstrap_servers: str) -> AIOKafkaProducer:
+    return AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", linger_ms=20,
+                            max_batch_size=512 * 1024, max_request_size=8 * 1024 * 1024)
+
+
+async def produce(bootstrap_servers: str, records: list[tuple[bytes, list, bytes]]) -> float:
+    """Send (key, headers, value) records to the incident topic; the seconds until all are acknowledged."""
+    producer = fast_producer(bootstrap_servers)
+    await producer.start()
+    try:
+        started = time.perf_counter()
+        pending = []
+        for key, headers, value in records:
+            pending.append(await producer.send(topics.INCIDENT, value=value, key=key, headers=headers))
+            if len(pending) >= 20000:
+                await asyncio.gather(*pending)
+                pending = []
+        await producer.flush()
+        await asyncio.gather(*pending)
+        return time.perf_counter() - started
+    finally:
+        await producer.stop()
+
+
+def record_of(data, incident_id: str) -> tuple[bytes, list, bytes]:
+    headers, value = to_kafka(new_event(data, source="/bench", subject=incident_id))
+    return incident_id.encode(), list(headers.items()), value
+
+
+# 1. one process holds 1,000,000 running clocks ---------------------------------------------------
+
+CLOCKS = 1_000_000
+CLOCK_TARGET = timedelta(days=7)  # resolution P3: its first warning (50 %) is 3.5 days after opening
+FILL_CHUNK = 100_000
+
+
+def _iso_sql(expr: str) -> str:
+    """datetime.isoformat() of a whole-second UTC instant, in SQL."""
+    return f"""to_char(({expr}) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"+00:00"')"""
+
+
+# Each clock i: incident opened (now - i % 86400 s), running on a 7-day P3 resolution target, the state
+# exactly as ClockState.to_dict() writes it for that opening (see check_filled_state).
+FILL_SQL = f"""
+WITH s AS (
+    SELECT i, opened, opened + $4 * interval '1 second' AS deadline, opened + $5 * interval '1 second' AS next_due
+    FROM generate_series($1::bigint, $2::bigint) AS i,
+         LATERAL (SELECT $3::timestamptz - (i % 86400) * interval '1 second' AS opened) AS o
+)
+INSERT INTO sla.clocks (id, agreement_id, incident_id, service_id, customer_id, metric, priority, target_seconds,
+                        calendar_id, calendar_version, stage, started_at, deadline, warnings_fired, breached,
+                        breached_at, completed_at, next_due_at, state, published)
+SELECT md5('bench-clock/' || i)::uuid::text, $6, md5('bench-incident/' || i)::uuid::text, $7, NULL,
+       'resolution', 3, $4, '24x7', 1, 'running', opened, deadline, 0, false, NULL, NULL, next_due,
+       jsonb_build_object(
+           'metric', 'resolution', 'priority', 3, 'target_seconds', $8::jsonb,
+           'started_at', {_iso_sql('opened')}, 'stage', 'running', 'accumulated', '0.0'::jsonb,
+           'running_since', {_iso_sql('opened')}, 'paused', false, 'stopped', false,
+           'breached_at', NULL, 'completed_at', NULL, 'last_change_at', {_iso_sql('opened')},
+           'deadline', {_iso_sql('deadline')}, 'warned', '[]'::jsonb, 'next_due', {_iso_sql('next_due')},
+           'status', 'new', 'counts', '{{"started": 1}}'::jsonb,
+           'timeline', jsonb_build_array(jsonb_build_object(
+               'kind', 'started', 'at', {_iso_sql('opened')}, 'key', 'started:1',
+               'details', jsonb_build_object('priority', 3, 'target_seconds', $8::jsonb)))),
+       '["started:1"]'::jsonb
+FROM s
+"""
+
+
+async def fill_clocks(database_url: str, *, agreement_id: str, service_id: str, now: datetime, clocks: int) -> float:
+    """Insert `clocks` running clocks with SQL; the seconds it took."""
+    target = CLOCK_TARGET.total_seconds()
+    conn = await asyncpg.connect(database_url)
+    try:
+        started = time.perf_counter()
+        for lo in range(1, clocks + 1, FILL_CHUNK):
+            hi = min(clocks, lo + FILL_CHUNK - 1)
+            await conn.execute(FILL_SQL, lo, hi, now, target, target * 0.5, agreement_id, service_id,
+                               json.dumps(target))
+        await conn.execute("ANALYZE sla.clocks")
+        return time.perf_counter() - started
+    finally:
+        await conn.close()
+
+
+async def check_filled_state(database_url: str, agreement: dict, now: datetime, clocks: int):
+    """The SQL-built rows equal what sla-svc itself would save for the same opening (fold -> to_dict)."""
+    from sla_svc.domain.agreement import Agreement, Target
+    from sla_svc.domain.calendar import BUILT_IN
+    from sla_svc.domain.fold import Fact, fold
+
+    spec = Agreement(id=agreement["id"], name="bench", service_id=agreement["service_id"],
+                     targets=(Target(metric="resolution", priority=3, within=CLOCK_TARGET),)).clock_specs()[0]
+    conn = await asyncpg.connect(database_url)
+    try:
+        for i in sorted({1, 2, 86_400, 86_401, clocks // 2, clocks} & set(range(1, clocks + 1))):
+            row = await conn.fetchrow(
+                "SELECT * FROM sla.clocks WHERE id = md5('bench-clock/' || $1::bigint)::uuid::text", i)
+            opened = now - timedelta(seconds=i % 86400)
+            expected = fold(spec, BUILT_IN["24x7"], [Fact(event_id="e", kind="opened", at=opened, priority=3,
+                                                           status="new", service_id=agreement["service_id"])], now)
+            assert json.loads(row["state"]) == expected.to_dict(), f"clock {i}: the SQL state differs from the fold"
+            assert (row["next_due_at"], row["deadline"], row["stage"]) == (
+                expected.next_due, expected.deadline, str(expected.stage)), f"clock {i}: columns differ"
+    finally:
+        await conn.close()
+
+
+async def run_clocks(clocks: int = CLOCKS) -> dict:
+    stack = await start_stack(extra_env={"LOG_LEVEL": "INFO"})  # INFO: the "timers running" line
+    stack.log_dir = LOGS
+    log = stack.log("sla-svc")
+    loaded = r"sla-svc timers running: (\d+) clocks loaded"
+    try:
+        offset = log_offset(log)
+        stack.start("sla-svc")
+        await wait_for_log(log, offset, loaded, timeout=120, process=stack.processes["sla-svc"])
+        baseline = memory_of(stack.processes["sla-svc"].pid)
+        service_id = f"bench-mem-{uuid.uuid4().hex[:6]}"
+        async with httpx.AsyncClient(timeout=30) as client:
+            agreement = await create_agreement(client, stack.url("sla-svc"), service_id=service_id,
+                                               targets=[{"metric": "resolution", "priority": 3, "within": "P7D"}],
+                                               effective_from=(datetime.now(UTC) - timedelta(days=30)).isoformat())
+        stack.stop_all()
+
+        now = datetime.now(UTC).replace(microsecond=0)
+        fill_seconds = await fill_clocks(stack.database_url, agreement_id=agreement["id"], service_id=service_id,
+                                         now=now, clocks=clocks)
+        await check_filled_state(stack.database_url, agreement, now, clocks)
+        conn = await asyncpg.connect(stack.database_url)
+        try:
+            stored = await conn.fetchval("SELECT count(*) FROM sla.clocks WHERE next_due_at > now()")
+            table_mb = await conn.fetchval("SELECT pg_total_relation_size('sla.clocks')") / 2 ** 20
+        finally:
+            await conn.close()
+        assert stored == clocks, f"{stored} running clocks stored, not {clocks}"
+
+        offset = log_offset(log)
+        started = time.perf_counter()
+        stack.start("sla-svc")
+        process = stack.processes["sla-svc"]
+        ready_seconds = time.perf_counter() - started
+        match = await wait_for_log(log, offset, loaded, timeout=600, process=process)
+        load_seconds = time.perf_counter() - started
+        assert int(match.group(1)) == clocks, f"sla-svc loaded {match.group(1)} clocks, not {clocks}"
+        at_load = memory_of(process.pid)
+        await asyncio.sleep(5)  # settled: the timers are held, nothing fires for days
+        settled = memory_of(process.pid)
+        async with httpx.AsyncClient(timeout=30) as client:
+            (await client.get(stack.url("sla-svc") + "/readyz")).raise_for_status()
+        problems = problems_in_log(log, offset)
+        return {
+            "clocks": clocks,
+            "fill_seconds": round(fill_seconds, 1),
+            "clocks_table_mb": round(table_mb),
+            "baseline_rss_mb": baseline["rss_mb"],
+            "ready_seconds": round(ready_seconds, 1),
+            "load_seconds": round(load_seconds, 1),
+            "rss_mb": settled["rss_mb"],
+            "rss_at_load_mb": at_load["rss_mb"],
+            "peak_mb": settled["peak_mb"],
+            "bytes_per_clock": round((settled["rss_mb"] - baseline["rss_mb"]) * 2 ** 20 / clocks),
+            "peak_bytes_per_clock": round((settled["peak_mb"] - baseline["rss_mb"]) * 2 ** 20 / clocks),
+            "target_rss_mb": 1024,
+            "met": settled["peak_mb"] < 1024,
+            **({"log_problems": problems} if problems else {}),
+        }
+    finally:
+        stack.stop_all()
+
+
+# 2. 10,000 clocks breach in the same second -------------------------------------------------------
+
+BREACHES = 10_000
+BREACH_TARGET = timedelta(minutes=10)  # the 50 % warning is 5 minutes before the deadline: crossed on ingest
+BREACH_LEAD = timedelta(seconds=120)  # 10,000 opened events take ~50 s to ingest here
+POLL = 0.02
+
+
+async def watch_committed(database_url: str, after_id: int, expected: int, until: float) -> dict[int, float]:
+    """Outbox id -> wall time (epoch seconds) when each breach row was first seen committed."""
+    seen: dict[int, float] = {}
+    low = after_id  # every id up to here is seen (ids are not committed in order: fire batches run concurrently)
+    conn = await asyncpg.connect(database_url)
+    loop = asyncio.get_running_loop()
+    try:
+        while len(seen) < expected and loop.time() < until:
+            ids = await conn.fetch("SELECT id FROM sla.outbox WHERE id > $1 AND event_type = 'itsm.sla.breached'",
+                                   low)
+            at = time.time()
+            for row in ids:
+                seen.setdefault(row["id"], at)
+            while low + 1 in seen:
+                low += 1
+            await asyncio.sleep(POLL)
+    finally:
+        await conn.close()
+    return seen
+
+
+@contextlib.asynccontextmanager
+async def service_in_process(database_url: str, kafka: str, *, clocks: int, until: datetime):
+    """sla-svc (its whole app: consumers, relay, timers) in this process, once it holds `clocks` timers."""
+    from sla_svc.main import create_app
+    from sla_svc.settings import Settings
+
+    app = create_app(Settings(database_url=database_url, kafka_bootstrap_servers=kafka, log_level="WARNING"))
+    async with app.router.lifespan_context(app):
+        scheduler = app.state.runtime.state["clocks"].scheduler
+        while len(scheduler) < clocks and datetime.now(UTC) < until:
+            await asyncio.sleep(0.05)
+        assert len(scheduler) >= clocks, f"sla-svc in-process loaded {len(scheduler)} of {clocks} timers in time"
+        yield
+
+
+def fire_steps() -> list[tuple[object, str]]:
+    """The steps of a clock timer's transaction (handlers.Clocks._fire_batch), to time."""
+    from itsm_events import UnitOfWork
+    from sla_svc import handlers
+    from sla_svc.db import repository
+
+    return [(repository, "get_clocks"), (handlers, "record_breaches"), (repository, "save_clocks"),
+            (UnitOfWork, "commit"), (handlers.Clocks, "advance"), (handlers.Clocks, "_fire_batch")]
+
+
+def print_profile(profiler: cProfile.Profile, path: Path, *, sort: str = "tottime", limit: int = 30) -> None:
+    profiler.dump_stats(path)
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats(sort).print_stats(limit)
+    print(out.getvalue(), flush=True)
+
+
+async def run_breaches(clocks: int = BREACHES, lead: timedelta = BREACH_LEAD, review_open: bool = False,
+                       in_process: bool = False, profile: bool = False) -> dict:
+    """`review_open`: the agreement already has an open service review, so that no breach opens one
+    (before 2c1bb67 concurrent fire batches each opened one and collided on uq_open_review_per_agreement).
+    `in_process`: once the clocks are stored, the sla-svc process stops and sla-svc runs in this process,
+    so that each step of the timers' transactions is timed; `profile`: that, under cProfile."""
+    in_process = in_process or profile
+    stack = await start_stack()
+    stack.log_dir = LOGS
+    log = stack.log("sla-svc")
+    offset = log_offset(log)
+    stack.start("sla-svc")
+    try:
+        service_id = f"bench-breach-{uuid.uuid4().hex[:6]}"
+        async with httpx.AsyncClient(timeout=30) as client:
+            agreement = await create_agreement(
+                client, stack.url("sla-svc"), service_id=service_id, warning_thresholds=[0.5],
+                # the incidents are back-dated by the target: the agreement must be in force by then
+                effective_from=(datetime.now(UTC) - timedelta(days=1)).isoformat(),
+                targets=[{"metric": "resolution", "priority": 1, "within": "PT10M"}])
+        if review_open:
+            conn = await asyncpg.connect(stack.database_url)
+            try:
+                await conn.execute("INSERT INTO sla.reviews (id, agreement_id, service_id, status, opened_at) "
+                                   "VALUES ($1, $2, $3, 'open', now())", str(uuid.uuid4()), agreement["id"],
+                                   service_id)
+            finally:
+                await conn.close()
+        deadline = (datetime.now(UTC) + lead).replace(microsecond=0)
+        started = time.perf_counter()
+        records = []
+        for i in range(clocks):
+            incident_id = str(uuid.uuid4())
+            records.append(record_of(schemas.IncidentOpened(
+                incident_id=incident_id, number=f"INC{i:07d}", title="bench", service_id=service_id, impact=1,
+                urgency=1, priority=1, status="new", opened_at=deadline - BREACH_TARGET), incident_id))
+        build_seconds = time.perf_counter() - started
+        produce_seconds = await produce(stack.kafka, records)
+
+        conn = await asyncpg.connect(stack.database_url)
+        try:
+            loop = asyncio.get_running_loop()
+            while True:  # every clock stored, due at the deadline
+                ready = await conn.fetchval("SELECT count(*) FROM sla.clocks WHERE agreement_id = $1 "
+                                            "AND next_due_at = $2", agreement["id"], deadline)
+                if ready >= clocks or datetime.now(UTC) >= deadline:
+                    break
+                await asyncio.sleep(0.1)
+            ingested_seconds = time.perf_counter() - started
+            margin = (deadline - datetime.now(UTC)).total_seconds()
+            assert ready == clocks, f"only {ready} of {clocks} clocks existed when the deadline came"
+            after_id = await conn.fetchval("SELECT coalesce(max(id), 0) FROM sla.outbox")
+            postmaster = int(Path(f"/proc/{await conn.fetchval('SELECT pg_backend_pid()')}/stat").read_text()
+                             .rsplit(")", 1)[1].split()[1])
+            profiler, spent = cProfile.Profile() if profile else None, {}
+            async with contextlib.AsyncExitStack() as timers:
+                if in_process:
+                    stack.stop_all()
+                    await timers.enter_async_context(service_in_process(
+                        stack.database_url, stack.kafka, clocks=clocks, until=deadline - timedelta(seconds=2)))
+                await asyncio.sleep(max(0.0, (deadline - datetime.now(UTC)).total_seconds() - 1))
+                if in_process:
+                    spent = timers.enter_context(timed_calls(fire_steps()))
+                if profiler:
+                    profiler.enable()
+                firing = os.getpid() if in_process else stack.processes["sla-svc"].pid
+                cpu_before = (cpu_seconds(firing), children_cpu_seconds(postmaster), time.perf_counter())
+                seen = await watch_committed(stack.database_url, after_id, clocks, loop.time() + 2 + 120)
+                cpu = (cpu_seconds(firing) - cpu_before[0], children_cpu_seconds(postmaster) - cpu_before[1],
+                       time.perf_counter() - cpu_before[2])
+                if profiler:
+                    profiler.disable()
+                    print_profile(profiler, RESULTS / "sla_breaches.prof")
+                loop_give_up = loop.time() + 60
+                rows = []
+                while loop.time() < loop_give_up:  # wait for the relay to publish them all
+                    rows = await conn.fetch("SELECT id, key, created_at, published_at FROM sla.outbox "
+                                            "WHERE event_type = 'itsm.sla.breached' ORDER BY id")
+                    if len(rows) >= clocks and all(r["published_at"] for r in rows):
+                        break
+                    await asyncio.sleep(0.2)
+        finally:
+            await conn.close()
+
+        assert len(rows) == clocks, f"only {len(rows)} of {clocks} breaches were committed"
+        assert len({r["key"] for r in rows}) == clocks, "a clock breached twice or another not at all"
+        assert len(seen) == clocks, f"the poller saw {len(seen)} of {clocks} breaches"
+        when = deadline.timestamp()
+        committed = sorted(seen[r["id"]] - when for r in rows)
+        tx_started = sorted((r["created_at"] - deadline).total_seconds() for r in rows)
+        published = sorted((r["published_at"] - deadline).total_seconds() for r in rows)
+        transactions: dict[datetime, list[float]] = {}
+        for r in rows:  # per fire transaction: (started, committed) after the deadline
+            transactions.setdefault(r["created_at"], []).append(seen[r["id"]] - when)
+        problems = problems_in_log(log, offset)
+        return {
+            "clocks": clocks,
+            "review_open_before": review_open,
+            "build_events_seconds": round(build_seconds, 2),
+            "produce_seconds": round(produce_seconds, 2),
+            "all_clocks_stored_seconds": round(ingested_seconds, 2),
+            "ingest_per_second": round(clocks / ingested_seconds),
+            "clocks_stored_before_deadline_s": round(margin, 1),
+            "fire_transactions": len(transactions),
+            "cpu_seconds_while_firing": {"sla-svc" if not in_process else "sla-svc in this process (+ poller)":
+                                         round(cpu[0], 2), "postgres": round(cpu[1], 2), "wall": round(cpu[2], 2)},
+            "fire_batches_failed": sum(n for message, n in problems.items() if "clock timers failed" in message),
+            "committed_p50_ms": ms(percentile(committed, 50)),
+            "committed_p99_ms": ms(percentile(committed, 99)),
+            "committed_max_ms": ms(committed[-1]),
+            "committed_first_ms": ms(committed[0]),
+            "committed_resolution_ms": ms(POLL),
+            "tx_started_p99_ms": ms(percentile(tx_started, 99)),
+            "published_p50_ms": ms(percentile(published, 50)),
+            "published_p99_ms": ms(percentile(published, 99)),
+            "published_max_ms": ms(published[-1]),
+            **({"sla_svc_in_process": True, "under_cprofile": profile} if in_process else {}),
+            "target_p99_ms": 500,
+            "met": percentile(committed, 99) <= 0.5,
+            "fire_transactions_ms": sorted([ms((at - deadline).total_seconds()), ms(max(done)), len(done)]
+                                           for at, done in transactions.items())[:40],
+            **({"in_process_step_seconds (summed over concurrent batches)": {
+                k: round(v, 2) for k, v in spent.items()}} if in_process else {}),
+            **({"log_problems": problems} if problems else {}),
+        }
+    finally:
+        stack.stop_all()
+
+
+# 3. a rebuild replays at least 50,000 events per second ------------------------------------------
+
+REPLAY_INCIDENTS = 50_000
+RESPONSE = {1: timedelta(minutes=15), 2: timedelta(minutes=30), 3: timedelta(hours=1), 4: timedelta(hours=4)}
+RESOLUTION = {1: timedelta(hours=1), 2: timedelta(hours=4), 3: timedelta(days=1), 4: timedelta(days=3)}
+
+
+def replay_records(service_id: str, incidents: int, base: datetime) -> list[tuple[bytes, list, bytes]]:
+    """Per incident: opened, in_progress (late for one in 7: responses and P1/P2 resolutions breach),
+    on_hold (pauses the resolution clock) and resolved."""
+    records = []
+    for n in range(incidents):
+        incident_id = str(uuid.uuid4())
+        priority = 1 + n % 4
+        opened = base + timedelta(seconds=20 * n)
+        started = opened + (timedelta(minutes=90) if n % 7 == 0 else timedelta(minutes=10))
+        held = started + timedelta(minutes=20)
+        resolved = held + timedelta(hours=2)
+        common = {"incident_id": incident_id, "service_id": service_id, "priority": priority}
+        for data in (
+            schemas.IncidentOpened(number=f"INC{n:07d}", title="bench", impact=priority, urgency=priority,
+                                   status="new", opened_at=opened, **common),
+            schemas.IncidentStatusChanged(from_status="new", to_status="in_progress", changed_at=started, **common),
+            schemas.IncidentStatusChanged(from_status="in_progress", to_status="on_hold", hold_reason="vendor",
+                                          changed_at=held, **common),
+            schemas.IncidentStatusChanged(from_status="on_hold", to_status="resolved", changed_at=resolved,
+                                          **common),
+        ):
+            records.append(record_of(data, incident_id))
+    return records
+
+
+async def kafka_read_only(bootstrap_servers: str) -> tuple[int, float]:
+    """(records, seconds) to fetch the replayed topics from the first offset to the end, parsing nothing."""
+    from sla_svc.rebuild import TOPICS
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False,
+                                auto_offset_reset="earliest", fetch_max_bytes=64 * 1024 * 1024,
+                                max_partition_fetch_bytes=16 * 1024 * 1024)
+    started = time.perf_counter()
+    await consumer.start()
+    count = 0
+    try:
+        existing = [name for name in TOPICS if name in await consumer.topics()]
+        consumer.subscribe(existing)
+        while not consumer.assignment():
+            await asyncio.sleep(0.05)
+        partitions = sorted(consumer.assignment())
+        await consumer.seek_to_beginning(*partitions)
+        end = await consumer.end_offsets(partitions)
+        pending = {tp for tp in partitions if end[tp] > await consumer.position(tp)}
+        while pending:
+            for tp, records in (await consumer.getmany(*pending, timeout_ms=1000, max_records=20000)).items():
+                count += len(records)
+                if await consumer.position(tp) >= end[tp]:
+                    pending.discard(tp)
+    finally:
+        await consumer.stop()
+    return count, time.perf_counter() - started
+
+
+@contextlib.contextmanager
+def timed_calls(targets: list[tuple]):
+    """Wrap each `module.function` (async or not; those missing are skipped) to add up its wall time.
+
+    A target is (module, name) or (module, name, label) where label(args) names the total; yields
+    name -> seconds, and restores the functions after.
+    """
+    totals: dict[str, float] = {}
+    originals = []
+    for module, name, *label in targets:
+        original = getattr(module, name, None)
+        if original is None:
+            continue
+        originals.append((module, name, original))
+        key = label[0] if label else (lambda args, _name=name: _name)
+
+        def add(args, started, _key=key):
+            totals[_key(args)] = totals.get(_key(args), 0.0) + time.perf_counter() - started
+
+        if inspect.iscoroutinefunction(original):
+            def wrapper(*args, _original=original, _add=add, **kwargs):
+                async def call():
+                    started = time.perf_counter()
+                    try:
+                        return await _original(*args, **kwargs)
+                    finally:
+                        _add(args, started)
+                return call()
+        else:
+            def wrapper(*args, _original=original, _add=add, **kwargs):
+                started = time.perf_counter()
+                try:
+                    return _original(*args, **kwargs)
+                finally:
+                    _add(args, started)
+
+        setattr(module, name, wrapper)
+    try:
+        yield totals
+    finally:
+        for module, name, original in originals:
+            setattr(module, name, original)
+
+
+async def run_replay(incidents: int = REPLAY_INCIDENTS, profile: bool = False) -> dict:
+    import sqlalchemy as sa
+
+    from itsm_runtime.db import create_engine, migrate
+    from itsm_runtime.testing import create_database
+    from sla_svc import rebuild as rebuild_module
+    from sla_svc.db import MIGRATIONS, repository
+    from sla_svc.domain.agreement import Agreement, Target
+    from sla_svc.settings import Settings
+
+    database_url = await create_database(os.environ["ITSM_TEST_DATABASE_URL"], prefix="bench")
+    kafka = os.environ["ITSM_TEST_KAFKA"]
+    service_id = f"bench-replay-{uuid.uuid4().hex[:6]}"
+    base = (datetime.now(UTC) - timedelta(days=20)).replace(microsecond=0)
+    settings = Settings(database_url=database_url, kafka_bootstrap_servers=kafka, db_schema="sla")
+    engine = create_engine(settings.database_url, schema="sla")
+    try:  # the live schema: migrated, holding the agreement the rebuild copies
+        await migrate(engine, migrations_dir=MIGRATIONS, schema="sla")
+        async with engine.begin() as conn:
+            await repository.add_agreement(conn, Agreement(
+                id=str(uuid.uuid4()), name="bench replay", service_id=service_id,
+                effective_from=base - timedelta(days=1),
+                targets=tuple([Target(metric="response", priority=p, within=w) for p, w in RESPONSE.items()]
+                              + [Target(metric="resolution", priority=p, within=w) for p, w in RESOLUTION.items()])),
+                created_at=datetime.now(UTC))
+    finally:
+        await engine.dispose()
+
+    started = time.perf_counter()
+    records = replay_records(service_id, incidents, base)
+    build_seconds = time.perf_counter() - started
+    produce_seconds = await produce(kafka, records)
+    produced = len(records)
+    del records
+
+    read_records, read_seconds = await kafka_read_only(kafka)
+    started = time.perf_counter()
+    replayed = await rebuild_module.replay_topics(kafka)
+    replay_seconds = time.perf_counter() - started
+    del replayed
+
+    profiler = cProfile.Profile() if profile else None
+    # the steps of rebuild(), in the code before a573322 (INSERTs) and after (COPY)
+    with timed_calls([(rebuild_module, "_fresh_schema"), (rebuild_module, "migrate"),
+                      (rebuild_module, "replay_topics"), (rebuild_module, "_fold_clocks"),
+                      (rebuild_module, "record_breaches"), (rebuild_module, "_check_objectives"),
+                      (repository, "add_facts"), (repository, "add_service_statuses"),
+                      (repository, "upsert_clocks"), (repository, "fact_rows"), (repository, "clock_rows"),
+                      (repository, "copy_rows", lambda args: f"copy_rows {args[1].name}")]) as spent:
+        if profiler:
+            profiler.enable()
+        report = await rebuild_module.rebuild(settings, schema="sla_bench_rebuild", replace=True)
+        if profiler:
+            profiler.disable()
+
+    rebuilt = create_engine(settings.database_url, schema="sla_bench_rebuild")
+    try:
+        async with rebuilt.connect() as conn:
+            stages = dict((await conn.execute(sa.text(
+                "SELECT stage || '/' || CASE WHEN breached THEN 'breached' ELSE 'met' END, count(*) "
+                "FROM clocks GROUP BY 1"))).all())
+    finally:
+        await rebuilt.dispose()
+    assert report.incidents >= incidents and report.clocks >= 2 * incidents, report
+
+    def took(*names: str) -> float:
+        return sum(spent.get(name, 0.0) for name in names)
+
+    facts = took("add_facts", "fact_rows", "copy_rows incident_facts", "add_service_statuses",
+                 "copy_rows service_status")
+    clock_rows = took("upsert_clocks", "clock_rows", "copy_rows clocks")  # inside _fold_clocks
+    result = {
+        "incidents": incidents,
+        "events_produced": produced,
+        "build_events_seconds": round(build_seconds, 1),
+        "produce_per_second": round(produced / produce_seconds),
+        "records": report.records,
+        "clocks": report.clocks,
+        "clock_outcomes": stages,
+        "rebuild_seconds": round(report.seconds, 2),
+        "records_per_second": round(report.records_per_second),
+        "target_per_second": 50_000,
+        "met": report.records_per_second >= 50_000,
+        "breakdown_seconds": {
+            "drop_schema": round(took("_fresh_schema"), 2),
+            "migrate": round(took("migrate"), 2),
+            "replay_topics (Kafka read + parse)": round(took("replay_topics"), 2),
+            "facts and statuses stored": round(facts, 2),
+            "fold (Python)": round(took("_fold_clocks") - clock_rows - took("record_breaches"), 2),
+            "clocks stored (rows built + written)": round(clock_rows, 2),
+            "record_breaches": round(took("record_breaches"), 2),
+            "objectives, compliance, copy and commit": round(report.seconds - facts - took(
+                "_fresh_schema", "migrate", "replay_topics", "_fold_clocks"), 2),
+        },
+        "step_seconds": {name: round(seconds, 2) for name, seconds in sorted(spent.items())},
+        "kafka_read_only_per_second": round(read_records / read_seconds),
+        "replay_topics_alone_per_second": round(report.records / replay_seconds),
+    }
+    if profiler:
+        print_profile(profiler, RESULTS / "sla_replay.prof")
+        result["profile"] = str(RESULTS / "sla_replay.prof")
+    return result
+
+
+# all three ----------------------------------------------------------------------------------------
+
+
+async def run() -> dict:
+    """All three, for `python -m bench`."""
+    return {"clocks": await run_clocks(), "breaches": await run_breaches(), "replay": await run_replay()}
+
+
+async def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.sla_scale", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", choices=["clocks", "breaches", "replay", "all"])
+    parser.add_argument("-n", type=int, help="clocks, breaching clocks or incidents (default: the target's)")
+    parser.add_argument("--profile", action="store_true",
+                        help="replay: cProfile the in-process rebuild; breaches: --in-process under cProfile")
+    parser.add_argument("--review-open", action="store_true",
+                        help="breaches: the agreement has an open service review before the breaches")
+    parser.add_argument("--in-process", action="store_true",
+                        help="breaches: stop the sla-svc process once the clocks are stored, run sla-svc here")
+    args = parser.parse_args(argv)
+    runs = {"clocks": lambda: run_clocks(args.n or CLOCKS),
+            "breaches": lambda: run_breaches(args.n or BREACHES, review_open=args.review_open,
+                                             in_process=args.in_process, profile=args.profile),
+            "replay": lambda: run_replay(args.n or REPLAY_INCIDENTS, profile=args.profile)}
+    results = {}
+    for name in (runs if args.what == "all" else [args.what]):
+        results[name] = await runs[name]()
+        print(json.dumps({f"sla_{name}": results[name]}), flush=True)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"sla_scale_{args.what}.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
