@@ -633,12 +633,11 @@ async def run_replay(incidents: int = REPLAY_INCIDENTS, profile: bool = False) -
     del replayed
 
     profiler = cProfile.Profile() if profile else None
-    # the steps of rebuild(), in the code before a573322 (INSERTs) and after (COPY)
+    # the steps of rebuild()
     with timed_calls([(rebuild_module, "_fresh_schema"), (rebuild_module, "migrate"),
                       (rebuild_module, "replay_topics"), (rebuild_module, "_fold_clocks"),
                       (rebuild_module, "record_breaches"), (rebuild_module, "_check_objectives"),
-                      (repository, "add_facts"), (repository, "add_service_statuses"),
-                      (repository, "upsert_clocks"), (repository, "fact_rows"), (repository, "clock_rows"),
+                      (repository, "fact_rows"), (repository, "clock_rows"),
                       (repository, "copy_rows", lambda args: f"copy_rows {args[1].name}")]) as spent:
         if profiler:
             profiler.enable()
@@ -659,9 +658,8 @@ async def run_replay(incidents: int = REPLAY_INCIDENTS, profile: bool = False) -
     def took(*names: str) -> float:
         return sum(spent.get(name, 0.0) for name in names)
 
-    facts = took("add_facts", "fact_rows", "copy_rows incident_facts", "add_service_statuses",
-                 "copy_rows service_status")
-    clock_rows = took("upsert_clocks", "clock_rows", "copy_rows clocks")  # inside _fold_clocks
+    facts = took("fact_rows", "copy_rows incident_facts", "copy_rows service_status")
+    clock_rows = took("clock_rows", "copy_rows clocks")  # inside _fold_clocks
     result = {
         "incidents": incidents,
         "events_produced": produced,

@@ -178,3 +178,28 @@ async def test_burn_rate_alert_fires_and_clears_at_the_exact_instant(sla, kafka_
     assert abs((cleared_at - (up_at + timedelta(seconds=8.56))).total_seconds()) < 0.1, "the timer fires on time"
     state = await objective_state(sla, agreement["id"])
     assert not any(a["firing"] for a in state["burn_alerts"])
+
+
+async def test_a_status_arriving_late_shows_the_week_before_missed(sla, kafka_producer, kafka_bootstrap):
+    response = await sla.post("/v1/agreements", json={
+        "name": "Weekly", "service_id": f"svc-{uuid.uuid4().hex[:8]}",
+        "effective_from": (NOW - timedelta(days=30)).isoformat(),
+        "targets": [{"metric": "resolution", "priority": 1, "within": "PT4H"}],
+        "objectives": [{"kind": "availability", "target": 99.9, "window": "calendar_week"}]})
+    agreement = response.json()
+    service_id = agreement["service_id"]
+    down_at = NOW - timedelta(days=7)  # the same weekday last week: an hour down, 10 min 4.8 s allowed
+    await publish(kafka_producer, service_id, "up", down_at + timedelta(hours=1))
+    await publish(kafka_producer, service_id, "down", down_at)
+
+    def breaches(records):
+        return [json.loads(r.value) for r in records if dict(r.headers)["ce_type"] == b"itsm.sla.objective_breached"
+                and json.loads(r.value)["agreement_id"] == agreement["id"]]
+
+    [breach] = breaches(await read_topic(kafka_bootstrap, topics.SLA, until=breaches, timeout=20))
+    last_monday = (down_at - timedelta(days=down_at.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
+    assert breach["reason"] == "missed" and datetime.fromisoformat(breach["window_start"]) == last_monday
+    exhausted = down_at + timedelta(seconds=604.8)
+    assert abs((datetime.fromisoformat(breach["breached_at"]) - exhausted).total_seconds()) <= 1e-5
+    state = await objective_state(sla, agreement["id"])
+    assert state["downtime_seconds"] == 0 and state["status"] == "ok", "this week is untouched"

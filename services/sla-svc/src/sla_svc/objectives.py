@@ -53,6 +53,25 @@ def evaluate(agreement: Agreement, calendar: Calendar, timeline: StatusTimeline,
     return results
 
 
+def settled(agreement: Agreement, calendar: Calendar, timeline: StatusTimeline, maintenance: list,
+            now: datetime) -> list[tuple[AvailabilityObjective, AvailabilityResult]]:
+    """Every calendar-week or -month availability objective over its window before the current one, when that
+    ended while the agreement was in force: a status that arrives late can still show it missed."""
+    results = []
+    for objective in agreement.availability_objectives:
+        spec = parse_window(objective.window)
+        if spec.kind not in ("calendar_week", "calendar_month"):
+            continue
+        current_start = window_at(spec, calendar.timezone, now)[0]
+        window = window_at(spec, calendar.timezone, current_start - timedelta(microseconds=1))
+        if agreement.effective_from is not None and window[1] <= agreement.effective_from:
+            continue
+        results.append((objective, availability(
+            timeline, window=window, now=now, target_percent=objective.target, calendar=calendar,
+            maintenance=maintenance, exclude_maintenance=objective.exclude_maintenance)))
+    return results
+
+
 def next_changes(agreement: Agreement, calendar: Calendar, timeline: StatusTimeline, maintenance: list, results,
                  now: datetime) -> list[datetime]:
     """When each objective's budget runs out if the service stays down, and when a burn alert may change."""
@@ -187,7 +206,7 @@ class Objectives:
         if agreement.availability_objectives:
             timeline, maintenance = inputs or await service_inputs(uow.conn, agreement.service_id)
             results = evaluate(agreement, calendar, timeline, maintenance, now)
-            for objective, result in results:
+            for objective, result in results + settled(agreement, calendar, timeline, maintenance, now):
                 if result.status == "breached" and result.breached_at is not None:
                     await self._breached(uow, agreement, objective, result, _breach_window_start(objective, result),
                                          reason="missed" if now >= result.window_end else "impossible")

@@ -194,12 +194,6 @@ def clock_rows(many: list[Clock]) -> list[dict]:
     return [_clock_row(c) for c in many]
 
 
-async def add_facts(conn: AsyncConnection, facts: list[tuple[str, Fact]]) -> None:
-    """Store many (incident id, fact) at once, each once."""
-    if facts:
-        await conn.execute(insert(incident_facts).on_conflict_do_nothing(), [_fact_row(i, f) for i, f in facts])
-
-
 def _fact(row) -> Fact:
     return Fact(event_id=row.event_id, kind=row.kind, at=row.at, priority=row.priority, status=row.status,
                 from_status=row.from_status, service_id=row.service_id or None, customer_id=row.customer_id)
