@@ -217,7 +217,7 @@ async def check_filled_state(database_url: str, agreement: dict, now: datetime, 
     from sla_svc.domain.fold import Fact, fold
 
     spec = Agreement(id=agreement["id"], name="bench", service_id=agreement["service_id"],
-                     targets=(Target(metric="resolution", priority=3, within=CLOCK_TARGET),)).clock_specs()[0]
+                     targets=(Target(metric="resolution", priority=3, within=CLOCK_TARGET),)).clock_specs[0]
     conn = await asyncpg.connect(database_url)
     try:
         for i in sorted({1, 2, 86_400, 86_401, clocks // 2, clocks} & set(range(1, clocks + 1))):

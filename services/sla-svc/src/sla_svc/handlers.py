@@ -29,20 +29,20 @@ def clock_id(agreement_id: str, incident_id: str, spec: ClockSpec) -> str:
     return str(uuid.uuid5(CLOCK_IDS, f"{name}/{spec.objective_id}" if spec.objective_id else name))
 
 
-def fact_of(envelope: Envelope, data: schemas.EventData) -> tuple[str, Fact]:
+def fact_of(event_id: str, data: schemas.EventData) -> tuple[str, Fact]:
     """(incident id, fact) for an incident event the clocks follow."""
     match data:
         case schemas.IncidentOpened():
             return data.incident_id, Fact(
-                event_id=envelope.id, kind="opened", at=data.opened_at.astimezone(UTC), priority=data.priority,
+                event_id=event_id, kind="opened", at=data.opened_at.astimezone(UTC), priority=data.priority,
                 status=data.status, service_id=data.service_id, customer_id=data.customer_id)
         case schemas.IncidentStatusChanged():
-            return data.incident_id, Fact(event_id=envelope.id, kind="status", at=data.changed_at.astimezone(UTC),
+            return data.incident_id, Fact(event_id=event_id, kind="status", at=data.changed_at.astimezone(UTC),
                                           status=data.to_status, from_status=data.from_status)
         case schemas.IncidentPriorityChanged():
-            return data.incident_id, Fact(event_id=envelope.id, kind="priority",
+            return data.incident_id, Fact(event_id=event_id, kind="priority",
                                           at=data.changed_at.astimezone(UTC), priority=data.to_priority)
-    raise TypeError(f"clocks do not follow {envelope.type}")
+    raise TypeError(f"clocks do not follow {type(data).__name__}")
 
 
 def opening_of(facts: list[Fact]) -> Fact | None:
@@ -81,7 +81,7 @@ class Clocks:
     # incident events ---------------------------------------------------------------------
 
     async def on_incident_event(self, envelope: Envelope, data: schemas.EventData, uow: UnitOfWork) -> None:
-        incident_id, fact = fact_of(envelope, data)
+        incident_id, fact = fact_of(envelope.id, data)
         await repository.lock_incident(uow.conn, incident_id)
         if await repository.add_fact(uow.conn, incident_id, fact):
             changed = await self.recompute(uow, incident_id, datetime.now(UTC))
@@ -122,7 +122,7 @@ class Clocks:
             if not agreement.covers(service_id=opened.service_id, customer_id=opened.customer_id,
                                     opened_at=opened.at):
                 continue
-            for spec in agreement.clock_specs():
+            for spec in agreement.clock_specs:
                 clock = by_target.get((agreement.id, spec.metric, spec.objective_id))
                 if clock is None and not ever_targeted(spec, facts):
                     continue
@@ -160,7 +160,7 @@ class Clocks:
     async def advance(self, uow: UnitOfWork, clocks: list[Clock], now: datetime) -> None:
         """Move saved clocks on to `now`, publish what fell due, and save them."""
         agreements = await repository.get_agreements(uow.conn, {c.agreement_id for c in clocks})
-        specs = {(a.id, s.metric, s.objective_id): s for a in agreements.values() for s in a.clock_specs()}
+        specs = {(a.id, s.metric, s.objective_id): s for a in agreements.values() for s in a.clock_specs}
         breaches = []
         for clock in clocks:
             calendar = await self.calendars.get(uow.conn, clock.calendar_id, clock.calendar_version)

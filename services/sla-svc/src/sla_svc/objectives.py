@@ -158,8 +158,8 @@ def _finite(rate: float) -> float:
     return rate if math.isfinite(rate) else 1.7976931348623157e308
 
 
-def status_row(envelope: Envelope, data: schemas.ServiceAvailabilityChanged) -> dict:
-    return {"event_id": envelope.id, "service_id": data.service_id, "status": data.status,
+def status_row(event_id: str, data: schemas.ServiceAvailabilityChanged) -> dict:
+    return {"event_id": event_id, "service_id": data.service_id, "status": data.status,
             "observed_at": data.observed_at}
 
 
@@ -260,7 +260,7 @@ class Objectives:
 
     async def on_service_availability_changed(self, envelope: Envelope, data: schemas.ServiceAvailabilityChanged,
                                               uow: UnitOfWork) -> None:
-        await repository.add_service_statuses(uow.conn, [status_row(envelope, data)])
+        await repository.add_service_statuses(uow.conn, [status_row(envelope.id, data)])
         now = datetime.now(UTC)
         agreements = sorted((a for a in await repository.agreements_for_service(uow.conn, data.service_id)
                              if a.availability_objectives), key=lambda a: a.id)  # the order compliance locks in

@@ -1,6 +1,7 @@
 """Service level agreements: which incidents they cover and the targets they set."""
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -111,6 +112,7 @@ class Agreement:
             return False
         return self.customer_id is None or self.customer_id == customer_id
 
+    @cached_property
     def clock_specs(self) -> list[ClockSpec]:
         """One clock per metric the agreement sets a target for, with the target of each priority; and one
         per ratio objective."""
