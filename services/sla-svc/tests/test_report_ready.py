@@ -6,26 +6,12 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import pytest
 import sqlalchemy as sa
 
 from itsm_events import new_event, schemas, to_kafka, topics
-from itsm_runtime.testing import eventually, read_topic, running_app
+from itsm_runtime.testing import eventually, read_topic
 from sla_svc.db.tables import agreements, service_status
-from sla_svc.main import create_app
 from sla_svc.reports import parse_period, period_of, periods_ended, previous_period
-from sla_svc.settings import Settings
-
-
-@pytest.fixture(scope="module")
-async def sla_app(service_settings):
-    return create_app(service_settings(Settings, db_schema=f"sla_{uuid.uuid4().hex[:6]}"))
-
-
-@pytest.fixture(scope="module")
-async def sla(sla_app):
-    async with running_app(sla_app) as client:
-        yield client
 
 
 async def make_agreement(sla) -> dict:
