@@ -39,7 +39,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from itsm_events import new_event, schemas, to_kafka, topics
 
@@ -520,30 +520,16 @@ def replay_records(service_id: str, incidents: int, base: datetime) -> list[tupl
 
 async def kafka_read_only(bootstrap_servers: str) -> tuple[int, float]:
     """(records, seconds) to fetch the replayed topics from the first offset to the end, parsing nothing."""
-    from sla_svc.rebuild import TOPICS
+    from sla_svc.rebuild import TOPICS, read_topics
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False,
-                                auto_offset_reset="earliest", fetch_max_bytes=64 * 1024 * 1024,
-                                max_partition_fetch_bytes=16 * 1024 * 1024)
-    started = time.perf_counter()
-    await consumer.start()
     count = 0
-    try:
-        existing = [name for name in TOPICS if name in await consumer.topics()]
-        consumer.subscribe(existing)
-        while not consumer.assignment():
-            await asyncio.sleep(0.05)
-        partitions = sorted(consumer.assignment())
-        await consumer.seek_to_beginning(*partitions)
-        end = await consumer.end_offsets(partitions)
-        pending = {tp for tp in partitions if end[tp] > await consumer.position(tp)}
-        while pending:
-            for tp, records in (await consumer.getmany(*pending, timeout_ms=1000, max_records=20000)).items():
-                count += len(records)
-                if await consumer.position(tp) >= end[tp]:
-                    pending.discard(tp)
-    finally:
-        await consumer.stop()
+
+    def take(records) -> None:
+        nonlocal count
+        count += len(records)
+
+    started = time.perf_counter()
+    await read_topics(bootstrap_servers, TOPICS, take)
     return count, time.perf_counter() - started
 
 

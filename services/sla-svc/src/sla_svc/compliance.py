@@ -78,7 +78,7 @@ async def compute(conn, calendars: CalendarStore, agreement: Agreement,
             window_end=month[1], met=met, breached=breached,
             running=running, percent_met=round(100.0 * met / done, 2) if done else None,
             status="breached" if breached else ("at_risk" if warned else "ok")))
-    results = await objectives.current(conn, calendars, agreement, now)
+    results = await objectives.current(conn, agreement, calendar, now)
     reads: list[ObjectiveCompliance] = [objective_compliance(o, r) for o, r in results]
     due = [month[1]] + [d for _, r in results for d in objectives.changes_by_themselves(r, now)]
     availability = [r for _, r in results if isinstance(r, AvailabilityResult)]

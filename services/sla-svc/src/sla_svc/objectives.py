@@ -46,11 +46,16 @@ def evaluate(agreement: Agreement, calendar: Calendar, timeline: StatusTimeline,
     results = []
     for objective in agreement.availability_objectives:
         spec = parse_window(objective.window)
-        results.append((objective, availability(
-            timeline, window=window_at(spec, calendar.timezone, now), now=now, target_percent=objective.target,
-            calendar=calendar, maintenance=maintenance,
-            exclude_maintenance=objective.exclude_maintenance, rolling=spec.kind == "rolling")))
+        window = window_at(spec, calendar.timezone, now)
+        results.append((objective, _over(objective, window, calendar, timeline, maintenance, now,
+                                         rolling=spec.kind == "rolling")))
     return results
+
+
+def _over(objective: AvailabilityObjective, window: tuple[datetime, datetime], calendar: Calendar,
+          timeline: StatusTimeline, maintenance: list, now: datetime, *, rolling: bool = False) -> AvailabilityResult:
+    return availability(timeline, window=window, now=now, target_percent=objective.target, calendar=calendar,
+                        maintenance=maintenance, exclude_maintenance=objective.exclude_maintenance, rolling=rolling)
 
 
 def settled(agreement: Agreement, calendar: Calendar, timeline: StatusTimeline, maintenance: list,
@@ -66,9 +71,7 @@ def settled(agreement: Agreement, calendar: Calendar, timeline: StatusTimeline, 
         window = window_at(spec, calendar.timezone, current_start - timedelta(microseconds=1))
         if agreement.effective_from is not None and window[1] <= agreement.effective_from:
             continue
-        results.append((objective, availability(
-            timeline, window=window, now=now, target_percent=objective.target, calendar=calendar,
-            maintenance=maintenance, exclude_maintenance=objective.exclude_maintenance)))
+        results.append((objective, _over(objective, window, calendar, timeline, maintenance, now)))
     return results
 
 
@@ -118,10 +121,9 @@ async def ratio_over(conn, agreement: Agreement, objective: RatioObjective, wind
     return ratio(tickets, target_percent=objective.target, window=window, now=now)
 
 
-async def current(conn, calendars: CalendarStore, agreement: Agreement,
+async def current(conn, agreement: Agreement, calendar: Calendar,
                   now: datetime) -> list[tuple[Objective, AvailabilityResult | RatioResult]]:
     """Every objective of the agreement over its current window, in the agreement's order."""
-    calendar = await calendars.current(conn, agreement.calendar_id, now)
     results = {o.id: r for o, r in await ratio_results(conn, agreement, calendar, now)}
     if agreement.availability_objectives:
         inputs = await service_inputs(conn, agreement.service_id)

@@ -17,6 +17,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -76,15 +77,27 @@ class RebuildReport:
 
 async def replay_topics(bootstrap_servers: str, names=TOPICS) -> Replayed:
     """Every incident fact and service status on the topics, from the first offset to the end as of now."""
+    replayed = Replayed(facts=[], statuses=[])
+
+    def take(records) -> None:
+        for record in records:
+            _take(replayed, record)
+
+    await read_topics(bootstrap_servers, names, take)
+    return replayed
+
+
+async def read_topics(bootstrap_servers: str, names, take: Callable[[list], None]) -> None:
+    """Hand every record of the topics to `take`, a fetched batch at a time, from the first offset to the end
+    as of now."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False,
                                 auto_offset_reset="earliest", fetch_max_bytes=64 * 1024 * 1024,
                                 max_partition_fetch_bytes=16 * 1024 * 1024)
     await consumer.start()
-    replayed = Replayed(facts=[], statuses=[])
     try:
         existing = [name for name in names if name in await consumer.topics()]
         if not existing:
-            return replayed
+            return
         consumer.subscribe(existing)  # without a group: every partition is assigned to us
         loop = asyncio.get_running_loop()
         give_up = loop.time() + 30
@@ -97,13 +110,11 @@ async def replay_topics(bootstrap_servers: str, names=TOPICS) -> Replayed:
         while pending:
             batches = await consumer.getmany(*pending, timeout_ms=1000, max_records=20000)
             for tp, records in batches.items():
-                for record in records:
-                    _take(replayed, record)
+                take(records)
                 if await consumer.position(tp) >= end[tp]:
                     pending.discard(tp)
     finally:
         await consumer.stop()
-    return replayed
 
 
 def _take(replayed: Replayed, record) -> None:

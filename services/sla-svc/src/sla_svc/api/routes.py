@@ -85,12 +85,19 @@ async def create_agreement(agreement_in: AgreementCreate, runtime: RuntimeDep,
                                      create=create)
 
 
-@router.get("/agreements/{agreement_id}", response_model=AgreementRead, tags=["agreements"])
-async def get_agreement(agreement_id: str, runtime: RuntimeDep):
+async def existing_agreement(agreement_id: str, runtime: RuntimeDep) -> Agreement:
     async with runtime.engine.connect() as conn:
         agreement = await repository.get_agreement(conn, agreement_id)
     if agreement is None:
         raise NotFound("agreement", agreement_id)
+    return agreement
+
+
+AgreementDep = Annotated[Agreement, Depends(existing_agreement)]
+
+
+@router.get("/agreements/{agreement_id}", response_model=AgreementRead, tags=["agreements"])
+async def get_agreement(agreement: AgreementDep):
     return _agreement_read(agreement)
 
 
@@ -121,17 +128,6 @@ async def list_clocks(runtime: RuntimeDep, incident_id: str | None = None, agree
     now = datetime.now(UTC)
     return ClockPage(items=[_clock_read(c, calendars[c.calendar_id, c.calendar_version], now) for c in items],
                      next_cursor=cursor_after(last))
-
-
-async def existing_agreement(agreement_id: str, runtime: RuntimeDep) -> Agreement:
-    async with runtime.engine.connect() as conn:
-        agreement = await repository.get_agreement(conn, agreement_id)
-    if agreement is None:
-        raise NotFound("agreement", agreement_id)
-    return agreement
-
-
-AgreementDep = Annotated[Agreement, Depends(existing_agreement)]
 
 
 @router.get("/agreements/{agreement_id}/compliance", response_model=ComplianceRead, tags=["agreements"])
@@ -227,15 +223,12 @@ async def update_review(review_id: str, patch: ReviewPatch, runtime: RuntimeDep)
 
 @router.get("/reports/{agreement_id}", tags=["reports"],
             responses={200: {"content": {"application/json": {}, "text/csv": {}, "text/html": {}}}})
-async def agreement_report(agreement_id: str, runtime: RuntimeDep,
+async def agreement_report(agreement: AgreementDep, runtime: RuntimeDep,
                            period: str = Query(description="an ISO week such as 2026-W47, or a month such as 2026-11"),
                            format: str = Query("json", pattern="^(json|csv|html)$")):
     """The agreement's performance over a week or month: compliance per target and objective, breaches,
     MTTA/MTTR and the availability timeline; `html` is a self-contained page with its charts."""
     async with runtime.engine.connect() as conn:
-        agreement = await repository.get_agreement(conn, agreement_id)
-        if agreement is None:
-            raise NotFound("agreement", agreement_id)
         try:
             calendar = await runtime.state["calendars"].current(conn, agreement.calendar_id, datetime.now(UTC))
             report = await period_report.build(conn, agreement, period, calendar)
