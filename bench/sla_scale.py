@@ -341,13 +341,14 @@ async def service_in_process(database_url: str, kafka: str, *, clocks: int, unti
 
 
 def fire_steps() -> list[tuple[object, str]]:
-    """The steps of a clock timer's transaction (handlers.Clocks._fire_batch), to time."""
+    """The steps of the clock timers (handlers.Clocks.prepare ahead of the instant, .fire at it), to time."""
     from itsm_events import UnitOfWork
     from sla_svc import handlers
     from sla_svc.db import repository
 
-    return [(repository, "get_clocks"), (handlers, "record_breaches"), (repository, "save_clocks"),
-            (UnitOfWork, "commit"), (handlers.Clocks, "advance"), (handlers.Clocks, "_fire_batch")]
+    return [(repository, "lock_clocks"), (repository, "get_clocks"), (handlers, "record_breaches"),
+            (repository, "save_clocks"), (UnitOfWork, "commit"), (handlers.Clocks, "_move_on"),
+            (handlers.Clocks, "fire"), (handlers.Clocks, "prepare")]
 
 
 def print_profile(profiler: cProfile.Profile, path: Path, *, sort: str = "tottime", limit: int = 30) -> None:

@@ -70,3 +70,43 @@ async def test_keys_due_together_are_fired_in_batches():
         await scheduler.stop()
     assert sorted(len(b) for b in batches) == [50, 100, 100]
     assert sorted(k for b in batches for k in b) == list(range(250))
+
+
+def test_upcoming_lists_the_live_keys_due_by_an_instant():
+    scheduler = Scheduler(lambda keys: None, name="test")
+    now = datetime.now(UTC)
+    for key in range(1000):
+        scheduler.schedule(key, now + timedelta(seconds=key))
+    scheduler.schedule(3, now + timedelta(hours=1))  # moved out
+    scheduler.cancel(4)
+    scheduler.schedule(999, now + timedelta(seconds=2))  # moved in
+    assert scheduler.upcoming((now + timedelta(seconds=5.5)).timestamp()) == {
+        key: (now + timedelta(seconds=at)).timestamp() for key, at in [(0, 0), (1, 1), (2, 2), (5, 5), (999, 2)]}
+
+
+async def test_keys_are_prepared_once_ahead_of_their_instant():
+    prepared: list[tuple[str, datetime, datetime]] = []
+    fired: dict[str, datetime] = {}
+
+    async def prepare(due):
+        prepared.extend((key, at, datetime.now(UTC)) for key, at in due)
+
+    async def fire(keys):
+        fired.update((key, datetime.now(UTC)) for key in keys)
+
+    scheduler = Scheduler(fire, name="test", prepare=prepare, lead=timedelta(milliseconds=400), batch_size=2)
+    now = datetime.now(UTC)
+    at = {"a": now + timedelta(milliseconds=600), "b": now + timedelta(milliseconds=700),
+          "c": now + timedelta(milliseconds=800), "far": now + timedelta(hours=1)}
+    for key, when in at.items():
+        scheduler.schedule(key, when)
+    scheduler.start()
+    try:
+        await asyncio.sleep(1.2)
+    finally:
+        await scheduler.stop()
+    assert sorted(key for key, _, _ in prepared) == ["a", "b", "c"]  # each once, "far" not yet
+    for key, due, prepared_at in prepared:
+        assert due == at[key] and prepared_at < fired[key]
+        assert prepared_at >= at[key] - timedelta(milliseconds=400)
+    assert set(fired) == {"a", "b", "c"}

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from itsm_events import new_event, schemas, to_kafka, topics
 from itsm_runtime.testing import eventually, read_topic
 from sla_svc.db.tables import incident_facts
+from sla_svc.handlers import Clocks
 from sla_testing import clocks_of, make_agreement
 
 
@@ -211,3 +212,32 @@ async def test_a_ratio_objective_is_at_risk_then_breached_when_its_window_ends(s
         "id": "objective-1", "kind": "resolution_ratio", "target": 80.0, "actual": 60.0, "status": "at_risk",
         "window_start": report["period_start"], "window_end": report["period_end"], "met": 3, "missed": 2,
         "pending": 0}], "the week's report counts the incidents opened in the week"
+
+
+async def test_a_clock_prepared_ahead_of_its_breach_still_follows_the_events_before_it(sla, send, sla_app):
+    """Timers prepare a clock's breach ahead of its instant; an event in between wins over it, also when
+    another replica prepared it (the row version tells it is stale)."""
+    agreement = await make_agreement(sla, within="PT4S", warning_thresholds=[])
+    service_id, held, left = agreement["service_id"], str(uuid.uuid4()), str(uuid.uuid4())
+    opened_at = datetime.now(UTC)
+    for incident_id in (held, left):
+        await send(opened(incident_id, service_id, opened_at), incident_id)
+    running = [await one_clock(sla, i, lambda c: c["stage"] == "running") for i in (held, left)]
+    clocks = sla_app.state.runtime.state["clocks"]
+    await eventually(lambda: all(c["id"] in clocks._prepared for c in running), timeout=3)
+    replica = Clocks(clocks._uow_factory, clocks.calendars)  # its timers are not started: fired by hand below
+    deadline = opened_at + timedelta(seconds=4)
+    await replica.prepare([(running[0]["id"], deadline)])
+    assert replica._prepared[running[0]["id"]].breaches
+
+    await send(status(held, service_id, opened_at + timedelta(seconds=1), "new", "on_hold"), held)
+    await one_clock(sla, held, lambda c: c["stage"] == "paused")
+    breached = await one_clock(sla, left, lambda c: c["breached"])
+    assert kinds(breached) == ["started", "breached"]
+    assert datetime.fromisoformat(breached["breached_at"]) == deadline
+
+    await replica.fire([running[0]["id"]])
+    assert running[0]["id"] not in replica._prepared
+    clock = (await clocks_of(sla, held))[0]
+    assert kinds(clock) == ["started", "paused"] and clock["stage"] == "paused" and not clock["breached"]
+    assert clock["elapsed_seconds"] == 1

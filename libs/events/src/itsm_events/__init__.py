@@ -3,10 +3,10 @@
 from . import schemas, topics
 from .bus import Dispatcher, InProcessTransport, KafkaTransport, Message, OutboxRelay, Transport
 from .envelope import Envelope, PoisonMessage, from_kafka, new_event, to_kafka, to_structured
-from .outbox import UnitOfWork, Wakeup, claim_inbox, messaging_tables
+from .outbox import EventRows, UnitOfWork, Wakeup, claim_inbox, messaging_tables
 
 __all__ = [
-    "Dispatcher", "Envelope", "InProcessTransport", "KafkaTransport", "Message", "OutboxRelay", "PoisonMessage",
-    "Transport", "UnitOfWork", "Wakeup", "claim_inbox", "from_kafka", "messaging_tables", "new_event", "schemas",
-    "to_kafka", "to_structured", "topics",
+    "Dispatcher", "Envelope", "EventRows", "InProcessTransport", "KafkaTransport", "Message", "OutboxRelay",
+    "PoisonMessage", "Transport", "UnitOfWork", "Wakeup", "claim_inbox", "from_kafka", "messaging_tables",
+    "new_event", "schemas", "to_kafka", "to_structured", "topics",
 ]

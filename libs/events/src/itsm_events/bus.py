@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from . import metrics
 from .envelope import Envelope, PoisonMessage, from_kafka, parse_data
 from .outbox import UnitOfWork, Wakeup, claim_inbox, claim_inbox_many, headers_from_row
+from .sql import among
 from .topics import dead_letter_topic
 from .tracing import context_from_headers, producing_in
 
@@ -354,7 +355,7 @@ class OutboxRelay:
                 for r in rows
             ])
             now = datetime.now(UTC)
-            await conn.execute(o.update().where(o.c.id.in_([r.id for r in rows])).values(published_at=now))
+            await conn.execute(o.update().where(among(o.c.id, [r.id for r in rows])).values(published_at=now))
         for r in rows:
             metrics.EVENTS_PUBLISHED.labels(self.service, r.topic).inc()
             metrics.PUBLISH_LATENCY.labels(self.service).observe(max(0.0, (now - r.created_at).total_seconds()))

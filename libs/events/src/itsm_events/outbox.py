@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .envelope import Envelope, new_event, to_kafka
+from .sql import execute_columns, unnest
 from .topics import topic_for_type
 from .tracing import current_traceparent
 
@@ -64,17 +65,31 @@ def dead_letter_table(metadata: sa.MetaData) -> sa.Table:
     )
 
 
-def outbox_row(envelope: Envelope, key: str | None) -> dict:
+# An outbox row as `outbox_row` builds it: its columns and their types, in order.
+_ROW = {"event_id": "text", "event_type": "text", "topic": "text", "key": "text", "headers": "jsonb",
+        "payload": "bytea", "traceparent": "text"}
+
+
+def outbox_row(envelope: Envelope, key: str | None) -> tuple:
+    """The outbox row of an event, encoded (the headers as JSON text), in the order of `_ROW`."""
     headers, value = to_kafka(envelope)
-    return {
-        "event_id": envelope.id,
-        "event_type": envelope.type,
-        "topic": topic_for_type(envelope.type),
-        "key": key,
-        "headers": {k: v.decode("utf-8") for k, v in headers.items()},
-        "payload": value,
-        "traceparent": current_traceparent(),
-    }
+    return (envelope.id, envelope.type, topic_for_type(envelope.type), key,
+            json.dumps({k: v.decode("utf-8") for k, v in headers.items()}), value, current_traceparent())
+
+
+class EventRows:
+    """Outbox rows of events, built where they are emitted: in a unit of work, or ahead of the one that will
+    write them (`UnitOfWork.add`), e.g. a timer's events prepared before its instant."""
+
+    def __init__(self, source: str):
+        self._source = source
+        self.rows: list[tuple] = []
+
+    def emit(self, data: BaseModel, *, key: str, subject: str | None = None,
+             time: datetime | None = None) -> Envelope:
+        envelope = new_event(data, source=self._source, subject=subject or key, time=time)
+        self.rows.append(outbox_row(envelope, key))
+        return envelope
 
 
 class UnitOfWork:
@@ -83,12 +98,11 @@ class UnitOfWork:
     def __init__(self, engine: AsyncEngine, outbox: sa.Table, *, source: str,
                  on_commit: Callable[[], None] | None = None):
         self._engine = engine
-        self._outbox = outbox
-        self._source = source
+        self._insert = f"INSERT INTO {outbox.name} ({', '.join(_ROW)}) SELECT * FROM {unnest(_ROW.values())}"
+        self.source = source
         self._on_commit = on_commit
-        self._pending: list[dict] = []
+        self._events = EventRows(source)
         self._after_commit: list[Callable[[], None]] = []
-        self.emitted: list[Envelope] = []
         # What handlers may share within this transaction, e.g. a lookup done once for a batch of events.
         self.memo: dict = {}
         self.conn: AsyncConnection
@@ -108,21 +122,21 @@ class UnitOfWork:
     def emit(self, data: BaseModel, *, key: str, subject: str | None = None,
              time: datetime | None = None) -> Envelope:
         """Record an event to publish if and only if this unit of work commits."""
-        envelope = new_event(data, source=self._source, subject=subject or key, time=time)
-        self._pending.append(outbox_row(envelope, key))
-        self.emitted.append(envelope)
-        return envelope
+        return self._events.emit(data, key=key, subject=subject, time=time)
+
+    def add(self, events: EventRows) -> None:
+        """Publish events built ahead of this unit of work, if and only if it commits."""
+        self._events.rows.extend(events.rows)
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run `callback` once this unit of work has committed (e.g. schedule a timer it persisted)."""
         self._after_commit.append(callback)
 
     async def commit(self) -> None:
-        if self._pending:
-            await self.conn.execute(self._outbox.insert(), self._pending)
-            self._pending = []
+        rows, self._events.rows = self._events.rows, []
+        await execute_columns(self.conn, self._insert, rows)
         await self.conn.commit()
-        if self.emitted and self._on_commit is not None:
+        if rows and self._on_commit is not None:
             self._on_commit()
         callbacks, self._after_commit = self._after_commit, []
         for callback in callbacks:

@@ -4,6 +4,8 @@ Timers live in the database (a clock's next deadline, a delivery's next attempt)
 a service loads them back with `schedule`, so a restart fires what fell due while it was down.
 Keys that fall due together are handed over together, up to `batch_size` at a time, so that
 10,000 clocks breaching in the same second cost a few transactions, not 10,000.
+With `prepare`, keys are also handed over `lead` ahead of their instant, once each, so the work that
+does not need the instant itself (reading state, building events) is done before it comes.
 """
 
 import asyncio
@@ -17,13 +19,18 @@ from itsm_events.bus import is_transient
 log = logging.getLogger("itsm.scheduler")
 
 FireFn = Callable[[list[Hashable]], Awaitable[None]]
+PrepareFn = Callable[[list[tuple[Hashable, datetime]]], Awaitable[None]]  # (key, the instant it is due)
 
 
 class Scheduler:
     """Calls `fire(keys)` at or just after each scheduled instant; one pending time per key."""
 
-    def __init__(self, fire: FireFn, *, name: str, concurrency: int = 64, batch_size: int = 1):
+    def __init__(self, fire: FireFn, *, name: str, concurrency: int = 64, batch_size: int = 1,
+                 prepare: PrepareFn | None = None, lead: timedelta = timedelta(0)):
         self._fire = fire
+        self._prepare = prepare
+        self._lead = lead.total_seconds()
+        self._prepared: dict[Hashable, float] = {}  # key -> the instant it was prepared for
         self._name = name
         self._batch_size = batch_size
         self._heap: list[tuple[float, int, Hashable]] = []
@@ -31,6 +38,7 @@ class Scheduler:
         self._counter = 0
         self._changed = asyncio.Event()
         self._task: asyncio.Task | None = None
+        self._preparing: asyncio.Task | None = None
         self._slots = asyncio.Semaphore(concurrency)
         self._running: set[asyncio.Task] = set()
 
@@ -51,6 +59,7 @@ class Scheduler:
 
     def cancel(self, key: Hashable) -> None:
         self._due.pop(key, None)
+        self._prepared.pop(key, None)
         self._compact()
 
     def _compact(self) -> None:
@@ -63,9 +72,11 @@ class Scheduler:
         """Start firing; starting a running scheduler again changes nothing."""
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name=f"{self._name}-scheduler")
+        if self._prepare is not None and (self._preparing is None or self._preparing.done()):
+            self._preparing = asyncio.create_task(self._prepare_ahead(), name=f"{self._name}-prepare")
 
     async def stop(self) -> None:
-        tasks = [t for t in [self._task, *self._running] if t is not None]
+        tasks = [t for t in [self._task, self._preparing, *self._running] if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -80,6 +91,7 @@ class Scheduler:
                 if self._due.get(key) != at:
                     continue  # superseded or cancelled
                 del self._due[key]
+                self._prepared.pop(key, None)
                 batch.append(key)
                 if len(batch) == self._batch_size:
                     await self._spawn(batch)
@@ -91,6 +103,39 @@ class Scheduler:
                 await asyncio.wait_for(self._changed.wait(), timeout=max(0.0, delay))
             except TimeoutError:
                 pass
+
+    def upcoming(self, until: float) -> dict[Hashable, float]:
+        """Key -> instant of every pending key due by `until` (epoch seconds).
+
+        Walks only the top of the heap: a node's children never fall due before it, so the walk stops
+        at the first node after `until` on each branch, whatever the number of keys."""
+        found: dict[Hashable, float] = {}
+        heap, stack = self._heap, [0]
+        while stack:
+            i = stack.pop()
+            if i >= len(heap) or heap[i][0] > until:
+                continue
+            at, _, key = heap[i]
+            if self._due.get(key) == at:
+                found[key] = at
+            stack += (2 * i + 1, 2 * i + 2)
+        return found
+
+    async def _prepare_ahead(self) -> None:
+        """Hand each key to `prepare` once, `lead` before it falls due, the earliest first."""
+        every = min(1.0, max(0.1, self._lead / 4))
+        while True:
+            now = datetime.now(UTC).timestamp()
+            ahead = sorted(((at, key) for key, at in self.upcoming(now + self._lead).items()
+                            if at > now and self._prepared.get(key) != at), key=lambda pair: pair[0])
+            for start in range(0, len(ahead), self._batch_size):
+                batch = ahead[start:start + self._batch_size]
+                self._prepared.update((key, at) for at, key in batch)
+                try:
+                    await self._prepare([(key, datetime.fromtimestamp(at, UTC)) for at, key in batch])
+                except Exception:  # firing does the whole work then
+                    log.exception("%s: preparing %d timer(s) failed", self._name, len(batch))
+            await asyncio.sleep(every)
 
     async def _spawn(self, keys: list[Hashable]) -> None:
         await self._slots.acquire()

@@ -31,7 +31,7 @@ from .domain.objectives import AvailabilityResult, parse_window, window_at
 from .domain.ratio import RatioResult
 
 log = logging.getLogger("sla_svc.compliance")
-SETTLE = timedelta(milliseconds=200)
+SETTLE = timedelta(seconds=1)
 WHILE_DOWN = timedelta(seconds=30)
 WHILE_UP = timedelta(seconds=60)  # uptime and budget move with time even without an event
 POLL_SECONDS = 3.0

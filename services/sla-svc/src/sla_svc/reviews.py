@@ -9,11 +9,14 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
 from itsm_events import UnitOfWork, schemas
+from itsm_events.sql import among, execute_columns, unnest
 from itsm_runtime.errors import Problem
 from itsm_runtime.pagination import keyset_page
 
 from .db.tables import review_breaches, reviews
 
+_ADD_BREACHES = (f"INSERT INTO review_breaches (review_id, kind, ref_id, incident_id, breached_at) "
+                 f"SELECT * FROM {unnest(['text', 'text', 'text', 'text', 'timestamptz'])} ON CONFLICT DO NOTHING")
 NEXT_STATUS = {"open": ("in_progress", "closed"), "in_progress": ("closed",), "closed": ()}
 
 
@@ -35,15 +38,14 @@ async def record_breaches(uow: UnitOfWork, breaches: list[BreachRef]) -> None:
         return
     known = set((await uow.conn.execute(
         sa.select(review_breaches.c.kind, review_breaches.c.ref_id)
-        .where(review_breaches.c.ref_id.in_([b.ref_id for b in breaches])))).all())
+        .where(among(review_breaches.c.ref_id, [b.ref_id for b in breaches])))).all())
     by_agreement: dict[str, list[BreachRef]] = {}
     for breach in (b for b in breaches if (b.kind, b.ref_id) not in known):
         by_agreement.setdefault(breach.agreement_id, []).append(breach)
     for _, found in sorted(by_agreement.items()):  # agreements in a fixed order: concurrent batches never deadlock
         review_id = await _open_review(uow, found[0])
-        await uow.conn.execute(insert(review_breaches).on_conflict_do_nothing(), [
-            {"review_id": review_id, "kind": b.kind, "ref_id": b.ref_id, "incident_id": b.incident_id,
-             "breached_at": b.breached_at} for b in found])
+        await execute_columns(uow.conn, _ADD_BREACHES, [
+            (review_id, b.kind, b.ref_id, b.incident_id, b.breached_at) for b in found])
 
 
 async def _open_review(uow: UnitOfWork, first: BreachRef) -> str:

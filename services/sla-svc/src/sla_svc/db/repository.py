@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from itsm_events.sql import among, execute_columns, unnest
 from itsm_runtime.pagination import keyset_page
 
 from ..domain.agreement import Agreement, AvailabilityObjective, Objective, RatioObjective, Target
@@ -93,7 +94,8 @@ def clock_from_row(row) -> Clock:
     return Clock(id=row.id, agreement_id=row.agreement_id, incident_id=row.incident_id, service_id=row.service_id,
                  customer_id=row.customer_id, metric=row.metric, calendar_id=row.calendar_id,
                  calendar_version=row.calendar_version, state=ClockState.from_dict(row.state),
-                 objective_id=row.objective_id, published=set(row.published))
+                 objective_id=row.objective_id, published=set(row.published),
+                 row_version=row._mapping.get("row_version"))
 
 
 def _clock_row(clock: Clock) -> dict:
@@ -108,10 +110,10 @@ def _clock_row(clock: Clock) -> dict:
             "next_due_at": state.next_due, "state": state.to_dict(), "published": sorted(clock.published)}
 
 
-_MUTABLE = ["priority", "target_seconds", "stage", "deadline", "warnings_fired", "breached", "breached_at",
-            "completed_at", "next_due_at", "state", "published"]
-_SAVE_MANY = clocks.update().where(clocks.c.id == sa.bindparam("clock_id")).values(
-    {name: sa.bindparam(f"new_{name}") for name in _MUTABLE})
+# The columns that change as a clock moves on, with their types, in the order of `saved_columns`.
+_MUTABLE = {"priority": "smallint", "target_seconds": "float8", "stage": "text", "deadline": "timestamptz",
+            "warnings_fired": "smallint", "breached": "boolean", "breached_at": "timestamptz",
+            "completed_at": "timestamptz", "next_due_at": "timestamptz", "state": "jsonb", "published": "jsonb"}
 
 
 async def upsert_clocks(conn: AsyncConnection, many: list[Clock]) -> None:
@@ -124,23 +126,40 @@ async def upsert_clocks(conn: AsyncConnection, many: list[Clock]) -> None:
                        [_clock_row(c) for c in many])
 
 
-async def save_clocks(conn: AsyncConnection, many: list[Clock]) -> None:
-    """Save the changing state of many known clocks in one executemany."""
-    if not many:
-        return
-    rows = []
-    for clock in many:
-        row = _clock_row(clock)
-        rows.append({"clock_id": clock.id, **{f"new_{name}": row[name] for name in _MUTABLE}})
-    await conn.execute(_SAVE_MANY, rows)
+# One UPDATE for a whole batch of clocks, each row given as `saved_columns`.
+_SAVE_SQL = (f"UPDATE clocks AS c SET {', '.join(f'{name} = v.{name}' for name in _MUTABLE)} "
+             f"FROM {unnest(['text', *_MUTABLE.values()])} AS v(id, {', '.join(_MUTABLE)}) WHERE c.id = v.id")
 
 
-async def get_clocks(conn: AsyncConnection, clock_ids: list[str], *, lock: str | None = None) -> list[Clock]:
-    """The clocks with these ids; `lock="skip_locked"` locks them, leaving out those locked elsewhere."""
-    stmt = sa.select(clocks).where(clocks.c.id.in_(clock_ids)).order_by(clocks.c.id)
-    if lock == "skip_locked":
-        stmt = stmt.with_for_update(skip_locked=True)
+def saved_columns(clock: Clock) -> tuple:
+    """What `save_clocks` writes of a clock, encoded: built ahead when a timer is prepared before its instant."""
+    state = clock.state
+    return (clock.id, state.priority, state.target_seconds, str(state.stage), state.deadline, len(state.warned),
+            state.breached, state.breached_at, state.completed_at, state.next_due, json.dumps(state.to_dict()),
+            json.dumps(sorted(clock.published)))
+
+
+async def save_clocks(conn: AsyncConnection, saved: list[tuple]) -> None:
+    """Save the changing columns (`saved_columns`) of many known clocks in one statement."""
+    await execute_columns(conn, _SAVE_SQL, saved)
+
+
+# PostgreSQL's row version (the transaction that wrote the row): a clock prepared ahead of its timer is saved
+# as prepared only if its row has not changed since it was read.
+_ROW_VERSION = sa.literal_column("clocks.xmin::text").label("row_version")
+
+
+async def get_clocks(conn: AsyncConnection, clock_ids: list[str]) -> list[Clock]:
+    """The clocks with these ids, each with its row version."""
+    stmt = sa.select(clocks, _ROW_VERSION).where(among(clocks.c.id, clock_ids)).order_by(clocks.c.id)
     return [clock_from_row(r) for r in (await conn.execute(stmt)).all()]
+
+
+async def lock_clocks(conn: AsyncConnection, clock_ids: list[str]) -> dict[str, str]:
+    """Lock the clocks with these ids, leaving out those locked elsewhere: id -> row version of each locked."""
+    stmt = (sa.select(clocks.c.id, _ROW_VERSION).where(among(clocks.c.id, clock_ids)).order_by(clocks.c.id)
+            .with_for_update(skip_locked=True))
+    return dict((await conn.execute(stmt)).all())
 
 
 async def clocks_of_incident(conn: AsyncConnection, incident_id: str, *, for_update: bool = False) -> list[Clock]:

@@ -36,6 +36,7 @@ class Clock:
     customer_id: str | None = None
     objective_id: str | None = None  # the ticket of a ratio objective, not a target's clock
     published: set[str] = field(default_factory=set)
+    row_version: str | None = None  # as read from the database, to tell whether it changed since
 
     @property
     def priority(self) -> int:

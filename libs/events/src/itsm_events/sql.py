@@ -1,0 +1,24 @@
+"""SQL for many rows at once: one statement and one parameter per column, whatever the number of rows."""
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+
+def unnest(types) -> str:
+    """`unnest($1::t1[], $2::t2[], ...)`: the rows `execute_columns` passes, one array per column."""
+    return "unnest(" + ", ".join(f"${n}::{kind}[]" for n, kind in enumerate(types, 1)) + ")"
+
+
+async def execute_columns(conn: AsyncConnection, sql: str, rows: list[tuple]) -> None:
+    """Run `sql` once for many rows, given column by column as arrays (read with `unnest`): one statement
+    to plan and send, whatever the number of rows. The connection's search_path names the schema."""
+    if rows:
+        raw = (await conn.get_raw_connection()).driver_connection
+        await raw.execute(sql, *(list(column) for column in zip(*rows, strict=True)))
+
+
+def among(column: sa.Column, values) -> sa.ColumnElement[bool]:
+    """`column = ANY(:values)`: one array parameter however many values (an IN list binds, and SQLAlchemy
+    renders, one parameter per value)."""
+    return column == sa.any_(sa.bindparam(None, list(values), type_=ARRAY(column.type)))
