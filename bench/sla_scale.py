@@ -8,11 +8,13 @@
   from /proc once it logs "sla-svc timers running: N clocks loaded".
 - breaches: 10,000 clocks breaching in the same second are committed at most 500 ms late at p99.
   10,000 `itsm.incident.opened` events go to Kafka with opened_at = deadline - target; every clock
-  must exist before the deadline. A poller records when each `itsm.sla.breached` outbox row becomes
+  must exist before the deadline (sla-svc prepares each breach 10 s ahead, handlers.Clocks.prepare,
+  and writes it at the instant). A poller records when each `itsm.sla.breached` outbox row becomes
   visible (= committed; the row's created_at is now(), the start of its transaction, a lower bound),
-  and the CPU sla-svc and PostgreSQL spend meanwhile. --in-process (or --profile, with cProfile):
-  the sla-svc process is stopped once the clocks are stored and the app runs in this process, so
-  that each step of the timers' transactions is timed. --review-open: the agreement already has an
+  and the CPU sla-svc and PostgreSQL spend meanwhile. SLA_TIMER_BATCH_SIZE / SLA_TIMER_CONCURRENCY
+  in the environment reach the sla-svc process. --in-process (or --profile, with cProfile): the
+  sla-svc process is stopped once the clocks are stored and the app runs in this process, so that
+  each step of the timers' transactions at the instant is timed. --review-open: the agreement already has an
   open service review (the first breaches do not open one).
 - replay: `sla-svc rebuild` replays at least 50,000 events per second: 50,000 incidents x 4 events
   (opened, in_progress, on_hold, resolved) are produced, then `rebuild()` runs in-process with the
