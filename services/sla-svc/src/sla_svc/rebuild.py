@@ -64,6 +64,7 @@ COPIED = ("calendars", "agreements", "maintenance_windows", "reviews", "review_b
 CONSUMED = {"itsm.incident.opened", "itsm.incident.status_changed", "itsm.incident.priority_changed",
             "itsm.cmdb.service_availability_changed"}
 CHUNK = 5000
+BULK_LOADED = ("incident_facts", "clocks")  # by the worker processes, with their indexes and constraints dropped
 Partition = tuple[str, int]  # (topic, partition)
 
 
@@ -260,6 +261,7 @@ async def rebuild(settings: Settings, *, schema: str, replace: bool = False,
                     await conn.execute(sa.text(
                         f'INSERT INTO "{schema}".{table} OVERRIDING SYSTEM VALUE '
                         f'SELECT * FROM "{settings.db_schema}".{table}'))
+                recreate = await _drop_indexes(conn, schema, BULK_LOADED)
         now = datetime.now(UTC)
         with steps.timed("partitions replayed (wall time)"):
             sizes = await partition_sizes(settings.kafka_bootstrap_servers)
@@ -268,6 +270,8 @@ async def rebuild(settings: Settings, *, schema: str, replace: bool = False,
         for share in replayed:
             for name, seconds in share.steps.seconds.items():
                 steps.add(f"workers: {name}", seconds)
+        with steps.timed("indexes and constraints built"):
+            await asyncio.gather(*(_execute(engine, statements) for statements in recreate.values()))
         async with UnitOfWork(engine, platform["outbox"], source="/sla-svc") as uow:
             with steps.timed("statuses stored, breaches recorded"):
                 statuses = [row for share in replayed for row in share.statuses]
@@ -380,6 +384,38 @@ async def _store_clocks(conn, batch: list, steps: Steps) -> None:
         records = repository.clock_records(batch)
     with steps.timed("clocks stored (COPY)"):
         await repository.copy_records(conn, clocks, repository.CLOCK_COLUMNS, records)
+
+
+async def _drop_indexes(conn, schema: str, tables: tuple[str, ...]) -> dict[str, list[str]]:
+    """Drop the indexes and constraints (primary key, unique, foreign keys) of the tables; return the statements
+    that add them again, per table.
+
+    Loading rows into a table without them and building each index once afterwards, by sorting, takes half the
+    time PostgreSQL takes to insert every row into every index (measured); a duplicate key still fails, then."""
+    constraints = (await conn.execute(sa.text(
+        "SELECT t.relname, c.conname, pg_get_constraintdef(c.oid) FROM pg_constraint c "
+        "JOIN pg_class t ON t.oid = c.conrelid JOIN pg_namespace n ON n.oid = t.relnamespace "
+        "WHERE n.nspname = :schema AND t.relname = ANY(:tables) AND c.contype IN ('p', 'u', 'f') "
+        "ORDER BY c.contype DESC, c.conname"), {"schema": schema, "tables": list(tables)})).all()  # keys first
+    indexes = (await conn.execute(sa.text(
+        "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = :schema "
+        "AND tablename = ANY(:tables) AND indexname <> ALL(:constraints) ORDER BY indexname"),
+        {"schema": schema, "tables": list(tables), "constraints": [c.conname for c in constraints]})).all()
+    recreate: dict[str, list[str]] = {table: [] for table in tables}
+    for table, name, _ in reversed(constraints):  # foreign keys first
+        await conn.execute(sa.text(f'ALTER TABLE "{schema}"."{table}" DROP CONSTRAINT "{name}"'))
+    for table, name, definition in constraints:
+        recreate[table].append(f'ALTER TABLE "{schema}"."{table}" ADD CONSTRAINT "{name}" {definition}')
+    for table, name, definition in indexes:
+        await conn.execute(sa.text(f'DROP INDEX "{schema}"."{name}"'))
+        recreate[table].append(definition)
+    return recreate
+
+
+async def _execute(engine, statements: list[str]) -> None:
+    async with engine.begin() as conn:
+        for statement in statements:
+            await conn.execute(sa.text(statement))
 
 
 async def _check_objectives(uow: UnitOfWork, calendars: CalendarStore, agreement, now: datetime) -> None:
