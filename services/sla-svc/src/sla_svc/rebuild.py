@@ -41,6 +41,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from itsm_events import UnitOfWork, schemas, topics
 from itsm_events import registry
@@ -145,19 +146,19 @@ async def read_topics(bootstrap_servers: str, names, take: Callable[[list], None
                       partitions: list[Partition] | None = None) -> None:
     """Hand every record of the topics (or of these partitions of them) to `take`, a fetched batch at a time,
     from the first offset to the end as of now."""
+    if partitions is None:
+        partitions = await _partitions_of(bootstrap_servers, names)
+    if not partitions:
+        return
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False,
                                 auto_offset_reset="earliest", fetch_max_bytes=64 * 1024 * 1024,
                                 max_partition_fetch_bytes=16 * 1024 * 1024)
     await consumer.start()
     try:
-        if partitions is None:
-            partitions = await _partitions_of(consumer, names)
-        assigned = [TopicPartition(topic, partition) for topic, partition in partitions]
-        if not assigned:
-            return
-        consumer.assign(assigned)  # without a group: nobody else is assigned these partitions
-        await consumer.seek_to_beginning(*assigned)
+        assigned = await _assigned_paused(consumer, partitions)
         end = await consumer.end_offsets(assigned)
+        await consumer.seek_to_beginning(*assigned)
+        consumer.resume(*assigned)
         pending = {tp for tp in assigned if end[tp] > await consumer.position(tp)}
         while pending:
             batches = await consumer.getmany(*pending, timeout_ms=1000, max_records=20000)
@@ -171,32 +172,40 @@ async def read_topics(bootstrap_servers: str, names, take: Callable[[list], None
 
 async def partition_sizes(bootstrap_servers: str, names=TOPICS) -> dict[Partition, int]:
     """The records in each partition of the topics (those that exist) as of now."""
+    partitions = await _partitions_of(bootstrap_servers, names)
+    if not partitions:
+        return {}
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
-        assigned = [TopicPartition(*p) for p in await _partitions_of(consumer, names)]
-        if not assigned:
-            return {}
+        assigned = await _assigned_paused(consumer, partitions)
         first, end = await consumer.beginning_offsets(assigned), await consumer.end_offsets(assigned)
         return {(tp.topic, tp.partition): end[tp] - first[tp] for tp in assigned}
     finally:
         await consumer.stop()
 
 
-async def _partitions_of(consumer: AIOKafkaConsumer, names) -> list[Partition]:
-    """Every partition of those of the topics that exist: subscribed without a group, a consumer gets them all."""
-    existing = await consumer.topics()
-    existing = [name for name in names if name in existing]
-    if not existing:
-        return []
-    consumer.subscribe(existing)
-    loop = asyncio.get_running_loop()
-    give_up = loop.time() + 30
-    while not consumer.assignment() and loop.time() < give_up:
-        await asyncio.sleep(0.05)
-    partitions = sorted((tp.topic, tp.partition) for tp in consumer.assignment())
-    consumer.unsubscribe()
-    return partitions
+async def _partitions_of(bootstrap_servers: str, names) -> list[Partition]:
+    """Every partition of those of the topics that exist."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        described = await admin.describe_topics([name for name in names if name in existing])
+        return sorted((topic["topic"], p["partition"]) for topic in described for p in topic["partitions"])
+    finally:
+        await admin.close()
+
+
+async def _assigned_paused(consumer: AIOKafkaConsumer, partitions: list[Partition]) -> list[TopicPartition]:
+    """Assign the partitions to the consumer (without a group: nobody else is assigned them), fetching nothing yet.
+
+    Kafka answers the requests on a connection in order: offset requests sent while a fetch is under way wait
+    for its response (tens of megabytes, or half a second when there is nothing to fetch), measured."""
+    assigned = [TopicPartition(topic, partition) for topic, partition in partitions]
+    consumer.assign(assigned)
+    consumer.pause(*assigned)
+    return assigned
 
 
 def _take(replayed: Replayed, record) -> None:
@@ -263,21 +272,17 @@ async def rebuild(settings: Settings, *, schema: str, replace: bool = False,
                         f'SELECT * FROM "{settings.db_schema}".{table}'))
                 recreate = await _drop_indexes(conn, schema, BULK_LOADED)
         now = datetime.now(UTC)
+        with steps.timed("partitions listed"):
+            parts = shares(await partition_sizes(settings.kafka_bootstrap_servers), max(processes, 1))
         with steps.timed("partitions replayed (wall time)"):
-            sizes = await partition_sizes(settings.kafka_bootstrap_servers)
-            parts = shares(sizes, max(processes, 1))
             replayed = await _replay_shares(settings, schema, parts, now, in_process=processes == 0)
         for share in replayed:
             for name, seconds in share.steps.seconds.items():
                 steps.add(f"workers: {name}", seconds)
-        with steps.timed("indexes and constraints built"):
-            await asyncio.gather(*(_execute(engine, statements) for statements in recreate.values()))
         async with UnitOfWork(engine, platform["outbox"], source="/sla-svc") as uow:
-            with steps.timed("statuses stored, breaches recorded"):
-                statuses = [row for share in replayed for row in share.statuses]
-                await repository.copy_records(uow.conn, service_status, STATUS_COLUMNS, list(
-                    {r["event_id"]: tuple(r[c] for c in STATUS_COLUMNS) for r in reversed(statuses)}.values()))
-                await record_breaches(uow, [b for share in replayed for b in share.breaches])
+            with steps.timed("indexes built, and meanwhile statuses stored and breaches recorded"):
+                await asyncio.gather(_store_statuses_and_breaches(uow, replayed),
+                                     *(_execute(engine, statements) for statements in recreate.values()))
             calendars = CalendarStore()
             agreements = await repository.all_agreements(uow.conn)
             with_objectives = [a for a in agreements if a.objectives]
@@ -303,6 +308,13 @@ async def rebuild(settings: Settings, *, schema: str, replace: bool = False,
 
 
 STATUS_COLUMNS = ("event_id", "service_id", "status", "observed_at")
+
+
+async def _store_statuses_and_breaches(uow: UnitOfWork, replayed: list["ShareReplayed"]) -> None:
+    statuses = [row for share in replayed for row in share.statuses]
+    await repository.copy_records(uow.conn, service_status, STATUS_COLUMNS, list(
+        {r["event_id"]: tuple(r[c] for c in STATUS_COLUMNS) for r in reversed(statuses)}.values()))
+    await record_breaches(uow, [b for share in replayed for b in share.breaches])
 
 
 async def _replay_shares(settings: Settings, schema: str, parts: list[list[Partition]], now: datetime, *,
