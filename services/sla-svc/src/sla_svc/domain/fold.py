@@ -199,12 +199,14 @@ class _Folder:
     def _first_due_seconds(self) -> float | None:
         """The elapsed time of the earliest pending warning or breach: `_due()[0]`, as calendar.add is monotonic."""
         s = self.s
-        if s.running_since is None or s.target_seconds is None:
+        target = s.target_seconds
+        if s.running_since is None or target is None:
             return None
-        pending = [t * s.target_seconds for t in self.spec.thresholds if t not in s.warned]
-        if not s.breached:
-            pending.append(s.target_seconds)
-        return min(pending, default=None)
+        first = None if s.breached else target
+        for threshold in self.spec.thresholds:
+            if threshold not in s.warned and (first is None or threshold * target < first):
+                first = threshold * target
+        return first
 
     def _cross(self, kind: str, threshold: float | None, at: datetime) -> None:
         s = self.s
