@@ -129,40 +129,42 @@ class RebuildReport:
         return self.records / self.seconds if self.seconds else 0.0
 
 
-async def replay_topics(bootstrap_servers: str, names=TOPICS, partitions: list[Partition] | None = None) -> Replayed:
-    """Every incident fact and service status on the topics (or these partitions of them), from the first offset
-    to the end as of now."""
+async def replay_topics(bootstrap_servers: str, names=TOPICS, ends: dict[Partition, int] | None = None) -> Replayed:
+    """Every incident fact and service status on the topics from the first offset to the end as of now (or on
+    the partitions in `ends`, up to those offsets)."""
     replayed = Replayed(facts=[], statuses=[])
 
     def take(records) -> None:
         for record in records:
             _take(replayed, record)
 
-    await read_topics(bootstrap_servers, names, take, partitions=partitions)
+    await read_topics(bootstrap_servers, names, take, ends=ends)
     return replayed
 
 
 async def read_topics(bootstrap_servers: str, names, take: Callable[[list], None], *,
-                      partitions: list[Partition] | None = None) -> None:
-    """Hand every record of the topics (or of these partitions of them) to `take`, a fetched batch at a time,
-    from the first offset to the end as of now."""
-    if partitions is None:
-        partitions = await _partitions_of(bootstrap_servers, names)
-    if not partitions:
+                      ends: dict[Partition, int] | None = None) -> None:
+    """Hand every record of the topics to `take`, a fetched batch at a time, from the first offset to the end as
+    of now (or every record of the partitions in `ends` before those offsets)."""
+    if ends is None:
+        ends = {partition: end for partition, (_, end) in (await partition_offsets(bootstrap_servers, names)).items()}
+    if not ends:
         return
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False,
                                 auto_offset_reset="earliest", fetch_max_bytes=64 * 1024 * 1024,
                                 max_partition_fetch_bytes=16 * 1024 * 1024)
     await consumer.start()
     try:
-        assigned = await _assigned_paused(consumer, partitions)
-        end = await consumer.end_offsets(assigned)
+        assigned = _assigned_paused(consumer, list(ends))
         await consumer.seek_to_beginning(*assigned)
         consumer.resume(*assigned)
+        end = {tp: ends[tp.topic, tp.partition] for tp in assigned}
         pending = {tp for tp in assigned if end[tp] > await consumer.position(tp)}
         while pending:
             batches = await consumer.getmany(*pending, timeout_ms=1000, max_records=20000)
             for tp, records in batches.items():
+                if records[-1].offset >= end[tp]:  # written since the end was taken
+                    records = [record for record in records if record.offset < end[tp]]
                 take(records)
                 if await consumer.position(tp) >= end[tp]:
                     pending.discard(tp)
@@ -170,17 +172,17 @@ async def read_topics(bootstrap_servers: str, names, take: Callable[[list], None
         await consumer.stop()
 
 
-async def partition_sizes(bootstrap_servers: str, names=TOPICS) -> dict[Partition, int]:
-    """The records in each partition of the topics (those that exist) as of now."""
+async def partition_offsets(bootstrap_servers: str, names=TOPICS) -> dict[Partition, tuple[int, int]]:
+    """(first offset, end offset) of each partition of the topics (those that exist) as of now."""
     partitions = await _partitions_of(bootstrap_servers, names)
     if not partitions:
         return {}
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
-        assigned = await _assigned_paused(consumer, partitions)
+        assigned = _assigned_paused(consumer, partitions)
         first, end = await consumer.beginning_offsets(assigned), await consumer.end_offsets(assigned)
-        return {(tp.topic, tp.partition): end[tp] - first[tp] for tp in assigned}
+        return {(tp.topic, tp.partition): (first[tp], end[tp]) for tp in assigned}
     finally:
         await consumer.stop()
 
@@ -197,7 +199,7 @@ async def _partitions_of(bootstrap_servers: str, names) -> list[Partition]:
         await admin.close()
 
 
-async def _assigned_paused(consumer: AIOKafkaConsumer, partitions: list[Partition]) -> list[TopicPartition]:
+def _assigned_paused(consumer: AIOKafkaConsumer, partitions: list[Partition]) -> list[TopicPartition]:
     """Assign the partitions to the consumer (without a group: nobody else is assigned them), fetching nothing yet.
 
     Kafka answers the requests on a connection in order: offset requests sent while a fetch is under way wait
@@ -271,9 +273,11 @@ async def rebuild(settings: Settings, *, schema: str, replace: bool = False,
                         f'INSERT INTO "{schema}".{table} OVERRIDING SYSTEM VALUE '
                         f'SELECT * FROM "{settings.db_schema}".{table}'))
                 recreate = await _drop_indexes(conn, schema, BULK_LOADED)
-        now = datetime.now(UTC)
         with steps.timed("partitions listed"):
-            parts = shares(await partition_sizes(settings.kafka_bootstrap_servers), max(processes, 1))
+            offsets = await partition_offsets(settings.kafka_bootstrap_servers)
+        now = datetime.now(UTC)  # every record replayed was on the topics before
+        parts = [{partition: offsets[partition][1] for partition in share}
+                 for share in shares({p: end - first for p, (first, end) in offsets.items()}, max(processes, 1))]
         with steps.timed("partitions replayed (wall time)"):
             replayed = await _replay_shares(settings, schema, parts, now, in_process=processes == 0)
         for share in replayed:
@@ -317,7 +321,7 @@ async def _store_statuses_and_breaches(uow: UnitOfWork, replayed: list["ShareRep
     await record_breaches(uow, [b for share in replayed for b in share.breaches])
 
 
-async def _replay_shares(settings: Settings, schema: str, parts: list[list[Partition]], now: datetime, *,
+async def _replay_shares(settings: Settings, schema: str, parts: list[dict[Partition, int]], now: datetime, *,
                          in_process: bool) -> list[ShareReplayed]:
     args = (settings.database_url, settings.kafka_bootstrap_servers, schema, now)
     if in_process:
@@ -333,7 +337,7 @@ async def _replay_shares(settings: Settings, schema: str, parts: list[list[Parti
 
 
 def _replay_share_in_process(database_url: str, bootstrap_servers: str, schema: str, now: datetime,
-                             share: list[Partition]) -> ShareReplayed:
+                             share: dict[Partition, int]) -> ShareReplayed:
     # The process ends once its share is stored: the garbage collector, which would traverse every record
     # and fact many times over (a third of the time), has nothing to reclaim that the exit does not.
     gc.disable()
@@ -341,11 +345,12 @@ def _replay_share_in_process(database_url: str, bootstrap_servers: str, schema: 
 
 
 async def _replay_share(database_url: str, bootstrap_servers: str, schema: str, now: datetime,
-                        share: list[Partition]) -> ShareReplayed:
-    """Read the partitions, store their facts, fold and store their incidents' clocks: one transaction."""
+                        share: dict[Partition, int]) -> ShareReplayed:
+    """Read the partitions up to their end offsets, store their facts, fold and store their incidents' clocks: one
+    transaction."""
     steps = Steps()
     with steps.timed("read and decoded"):
-        replayed = await replay_topics(bootstrap_servers, partitions=share)
+        replayed = await replay_topics(bootstrap_servers, ends=share)
     engine = create_engine(database_url, schema=schema, pool_size=1)
     try:
         async with engine.begin() as conn:
