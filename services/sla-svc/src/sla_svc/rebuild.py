@@ -286,7 +286,7 @@ async def rebuild(settings: Settings, *, schema: str, replace: bool = False,
         async with UnitOfWork(engine, platform["outbox"], source="/sla-svc") as uow:
             with steps.timed("indexes built, and meanwhile statuses stored and breaches recorded"):
                 await asyncio.gather(_store_statuses_and_breaches(uow, replayed),
-                                     *(_execute(engine, statements) for statements in recreate.values()))
+                                     _add_indexes(engine, recreate, os.cpu_count() or 1))
             calendars = CalendarStore()
             agreements = await repository.all_agreements(uow.conn)
             with_objectives = [a for a in agreements if a.objectives]
@@ -403,35 +403,54 @@ async def _store_clocks(conn, batch: list, steps: Steps) -> None:
         await repository.copy_records(conn, clocks, repository.CLOCK_COLUMNS, records)
 
 
-async def _drop_indexes(conn, schema: str, tables: tuple[str, ...]) -> dict[str, list[str]]:
-    """Drop the indexes and constraints (primary key, unique, foreign keys) of the tables; return the statements
-    that add them again, per table.
+@dataclass(frozen=True)
+class Indexes:
+    """How to add a table's dropped indexes and constraints again: the indexes can be built at the same time,
+    over several connections; then the constraints take them over (primary key, unique) or are checked."""
+
+    builds: list[str]
+    constraints: list[str]
+
+
+async def _drop_indexes(conn, schema: str, tables: tuple[str, ...]) -> Indexes:
+    """Drop the indexes and constraints (primary key, unique, foreign keys) of the tables; return how to add them.
 
     Loading rows into a table without them and building each index once afterwards, by sorting, takes half the
     time PostgreSQL takes to insert every row into every index (measured); a duplicate key still fails, then."""
     constraints = (await conn.execute(sa.text(
-        "SELECT t.relname, c.conname, pg_get_constraintdef(c.oid) FROM pg_constraint c "
-        "JOIN pg_class t ON t.oid = c.conrelid JOIN pg_namespace n ON n.oid = t.relnamespace "
+        "SELECT t.relname, c.conname, c.contype, pg_get_constraintdef(c.oid), pg_get_indexdef(c.conindid) "
+        "FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid JOIN pg_namespace n ON n.oid = t.relnamespace "
         "WHERE n.nspname = :schema AND t.relname = ANY(:tables) AND c.contype IN ('p', 'u', 'f') "
         "ORDER BY c.contype DESC, c.conname"), {"schema": schema, "tables": list(tables)})).all()  # keys first
     indexes = (await conn.execute(sa.text(
-        "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = :schema "
+        "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = :schema "
         "AND tablename = ANY(:tables) AND indexname <> ALL(:constraints) ORDER BY indexname"),
         {"schema": schema, "tables": list(tables), "constraints": [c.conname for c in constraints]})).all()
-    recreate: dict[str, list[str]] = {table: [] for table in tables}
-    for table, name, _ in reversed(constraints):  # foreign keys first
+    for table, name, *_ in reversed(constraints):  # foreign keys first
         await conn.execute(sa.text(f'ALTER TABLE "{schema}"."{table}" DROP CONSTRAINT "{name}"'))
-    for table, name, definition in constraints:
-        recreate[table].append(f'ALTER TABLE "{schema}"."{table}" ADD CONSTRAINT "{name}" {definition}')
-    for table, name, definition in indexes:
+    for name, _ in indexes:
         await conn.execute(sa.text(f'DROP INDEX "{schema}"."{name}"'))
-        recreate[table].append(definition)
-    return recreate
+    kinds = {"p": "PRIMARY KEY", "u": "UNIQUE"}
+    return Indexes(
+        builds=[index for *_, kind, _, index in constraints if kind in kinds] + [index for _, index in indexes],
+        constraints=[f'ALTER TABLE "{schema}"."{table}" ADD CONSTRAINT "{name}" '
+                     + (f'{kinds[kind]} USING INDEX "{name}"' if kind in kinds else definition)
+                     for table, name, kind, definition, _ in constraints])
 
 
-async def _execute(engine, statements: list[str]) -> None:
+async def _add_indexes(engine, indexes: Indexes, connections: int) -> None:
+    """Build the indexes over `connections` connections at once (each takes the next one left), then add the
+    constraints."""
+    left = list(reversed(indexes.builds))
+
+    async def build() -> None:
+        async with engine.begin() as conn:
+            while left:
+                await conn.execute(sa.text(left.pop()))
+
+    await asyncio.gather(*(build() for _ in range(connections)))
     async with engine.begin() as conn:
-        for statement in statements:
+        for statement in indexes.constraints:
             await conn.execute(sa.text(statement))
 
 
