@@ -348,7 +348,7 @@ async def _replay_share(database_url: str, bootstrap_servers: str, schema: str, 
                         share: dict[Partition, int]) -> ShareReplayed:
     """Read the partitions up to their end offsets, store their facts, fold and store their incidents' clocks: one
     transaction."""
-    steps = Steps()
+    steps, cpu_started = Steps(), time.process_time()
     with steps.timed("read and decoded"):
         replayed = await replay_topics(bootstrap_servers, ends=share)
     engine = create_engine(database_url, schema=schema, pool_size=1)
@@ -362,6 +362,7 @@ async def _replay_share(database_url: str, bootstrap_servers: str, schema: str, 
                                                              steps)
     finally:
         await engine.dispose()
+    steps.add("CPU used (all steps, process time)", time.process_time() - cpu_started)
     return ShareReplayed(records=replayed.records, poison=replayed.poison, incidents=incidents, clocks=folded,
                          breaches=breaches, statuses=replayed.statuses, steps=steps)
 
