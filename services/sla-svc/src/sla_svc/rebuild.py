@@ -15,9 +15,10 @@ outbox is emptied before the last commit.
 The replay uses every core. Records are keyed by aggregate id, so all the facts of an incident are in
 one partition: the partitions are shared out among worker processes (forked, one per partition up to
 two per core, the biggest first), and each reads its partitions, stores their facts and folds and
-stores their clocks with COPY, over its own connection and in its own transaction. The main process
-then stores the service statuses and, in one last transaction, records the clocks' breaches in
-reviews, checks the objectives and computes compliance.
+stores their clocks with COPY, over its own connection and in its own transaction, into tables whose
+indexes and constraints are dropped until all are in. The main process then builds those and, in
+one last transaction, stores the service statuses, records the clocks' breaches in reviews, checks
+the objectives and computes compliance.
 
 So the fresh schema is written in several transactions. It is not in use until an operator switches
 the service to it, and its comment says whether it is complete: `sla-svc rebuild: incomplete` from
