@@ -1,5 +1,6 @@
 """Unit tests of the SLA clock fold: no I/O. Times are worked out by hand on 24x7 unless stated."""
 
+import json
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -181,6 +182,15 @@ def test_a_saved_state_advanced_by_a_timer_equals_folding_again(facts, later, sa
     t2 = t1 + timedelta(hours=later)
     saved = ClockState.from_dict(fold(RESOLUTION, CAL, facts, now=t1).to_dict())
     assert advance(RESOLUTION, CAL, saved, t2) == fold(RESOLUTION, CAL, facts, now=t2)
+
+
+@settings(max_examples=200, deadline=None)
+@given(incident_histories(), st.floats(0, 40), st.integers(0, 999_999))
+def test_the_state_as_json_is_the_json_of_its_dict(facts, now, microseconds):
+    """to_json (the rebuild's, by orjson) writes what to_dict gives, instants with microseconds too."""
+    clock = fold(RESOLUTION, CAL, facts, now=at(now) + timedelta(microseconds=microseconds))
+    assert json.loads(clock.to_json()) == json.loads(json.dumps(clock.to_dict()))
+    assert ClockState.from_dict(json.loads(clock.to_json())) == clock
 
 
 def test_an_incident_whose_priorities_never_had_a_target_gets_no_clock():

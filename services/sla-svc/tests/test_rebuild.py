@@ -15,7 +15,8 @@ from itsm_runtime.testing import eventually
 from sla_svc.db.tables import (
     burn_alerts, clocks, compliance, incident_facts, objective_breaches, review_breaches, reviews,
 )
-from sla_svc.rebuild import SchemaInUse, rebuild
+from sla_svc import rebuild as rebuild_module
+from sla_svc.rebuild import SchemaInUse, rebuild, shares
 from sla_testing import clocks_of, make_agreement
 
 # each table as compared: what differs by design is left out (insertion order; when a burn alert was last
@@ -162,6 +163,42 @@ async def test_rebuild_refuses_the_live_schema_and_an_existing_one_unless_replac
     with pytest.raises(SchemaInUse):
         await rebuild(settings, schema=target)
     assert (await rebuild(settings, schema=target, replace=True)).schema == target
+
+
+async def test_a_failed_rebuild_leaves_its_schema_marked_incomplete_and_a_rerun_completes_it(
+        sla_app, kafka_producer, service_settings, monkeypatch):
+    runtime = sla_app.state.runtime
+    settings = service_settings(type(runtime.settings), db_schema=runtime.schema)
+    opened = schemas.IncidentOpened(incident_id=str(uuid.uuid4()), number="INC0000001", title="t", service_id="s",
+                                    impact=3, urgency=3, priority=5, status="new", opened_at=datetime.now(UTC))
+    headers, value = to_kafka(new_event(opened, source="/test"))
+    await kafka_producer.send_and_wait(topics.INCIDENT, value=value, key=opened.incident_id.encode(),
+                                       headers=list(headers.items()))
+    target = f"rebuilt_{uuid.uuid4().hex[:6]}"
+
+    async def broken(*args):  # inherited by the forked worker processes
+        raise RuntimeError("a worker failed")
+
+    monkeypatch.setattr(rebuild_module, "_replay_share", broken)
+    with pytest.raises(RuntimeError, match="a worker failed"):
+        await rebuild(settings, schema=target)
+    assert (await _comment(runtime.engine, target)).startswith("sla-svc rebuild: incomplete")
+    monkeypatch.undo()
+    await rebuild(settings, schema=target, replace=True)
+    assert (await _comment(runtime.engine, target)).startswith("sla-svc rebuild: complete")
+
+
+async def _comment(engine, schema: str) -> str:
+    async with engine.connect() as conn:
+        return (await conn.execute(sa.text("SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace "
+                                           "WHERE nspname = :schema"), {"schema": schema})).scalar()
+
+
+def test_the_partitions_are_shared_out_by_their_records_the_biggest_first():
+    sizes = {("a", 0): 100, ("a", 1): 90, ("a", 2): 80, ("b", 0): 0, ("b", 1): 5}
+    assert shares(sizes, 2) == [[("a", 0), ("b", 1)], [("a", 1), ("a", 2)]]
+    assert shares(sizes, 8) == [[("a", 0)], [("a", 1)], [("a", 2)], [("b", 1)]], "empty partitions left out"
+    assert shares({}, 4) == []
 
 
 async def test_the_rebuild_command_line(sla_app, service_settings):

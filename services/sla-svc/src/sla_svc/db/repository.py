@@ -1,10 +1,10 @@
 """Loading and saving agreements and clocks with SQLAlchemy Core."""
 
-import json
 from datetime import timedelta
 
+import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from itsm_events.sql import among, execute_columns, unnest
@@ -189,28 +189,46 @@ async def add_fact(conn: AsyncConnection, incident_id: str, fact: Fact) -> bool:
     return (await conn.execute(stmt.returning(incident_facts.c.event_id))).first() is not None
 
 
-async def copy_rows(conn: AsyncConnection, table: sa.Table, rows: list[dict]) -> None:
-    """Bulk-load rows into an empty table (PostgreSQL COPY): for a rebuild into a fresh schema."""
-    if not rows:
+async def copy_records(conn: AsyncConnection, table: sa.Table, columns: tuple[str, ...], records: list[tuple]) -> None:
+    """Bulk-load rows, as tuples in the order of `columns`, into an empty table (PostgreSQL COPY): for a rebuild
+    into a fresh schema. A JSONB value is given as its JSON text."""
+    if not records:
         return
-    columns = list(rows[0])
-    as_json = {c for c in columns if isinstance(table.c[c].type, JSONB)}  # COPY takes JSON as text
-
-    def value(row: dict, column: str):
-        return json.dumps(row[column]) if column in as_json else row[column]
-
     raw = (await conn.get_raw_connection()).driver_connection
-    await raw.copy_records_to_table(table.name, columns=columns,
-                                    records=[[value(r, c) for c in columns] for r in rows])
+    await raw.copy_records_to_table(table.name, columns=columns, records=records)
 
 
-def fact_rows(facts: list[tuple[str, Fact]]) -> list[dict]:
-    """(incident id, fact) as incident_facts rows, each event once."""
-    return list({f.event_id: _fact_row(i, f) for i, f in reversed(facts)}.values())
+FACT_COLUMNS = ("event_id", "incident_id", "kind", "at", "priority", "status", "from_status", "service_id",
+                "customer_id")
 
 
-def clock_rows(many: list[Clock]) -> list[dict]:
-    return [_clock_row(c) for c in many]
+def fact_records(facts: list[tuple[str, Fact]]) -> list[tuple]:
+    """(incident id, fact) as incident_facts records (FACT_COLUMNS), each event once."""
+    unique = {}
+    for incident_id, f in facts:
+        if f.event_id not in unique:
+            unique[f.event_id] = (f.event_id, incident_id, f.kind, f.at, f.priority, f.status, f.from_status,
+                                  f.service_id or "", f.customer_id)
+    return list(unique.values())
+
+
+CLOCK_COLUMNS = ("id", "agreement_id", "incident_id", "service_id", "customer_id", "metric", "objective_id",
+                 "calendar_id", "calendar_version", "priority", "target_seconds", "stage", "started_at", "deadline",
+                 "warnings_fired", "breached", "breached_at", "completed_at", "next_due_at", "state", "published")
+
+
+def clock_records(many: list[Clock]) -> list[tuple]:
+    """New clocks as records (CLOCK_COLUMNS) with the values `upsert_clocks` writes, the JSON made by orjson."""
+    records = []
+    for clock in many:
+        state = clock.state
+        records.append((
+            clock.id, clock.agreement_id, clock.incident_id, clock.service_id, clock.customer_id, clock.metric,
+            clock.objective_id, clock.calendar_id, clock.calendar_version, state.priority, state.target_seconds,
+            str(state.stage), state.started_at, state.deadline, len(state.warned), state.breached,
+            state.breached_at, state.completed_at, state.next_due, state.to_json().decode(),
+            orjson.dumps(sorted(clock.published)).decode()))
+    return records
 
 
 def _fact(row) -> Fact:
