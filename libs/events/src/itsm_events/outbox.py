@@ -128,6 +128,10 @@ class UnitOfWork:
         """Publish events built ahead of this unit of work, if and only if it commits."""
         self._events.rows.extend(events.rows)
 
+    def forget_events(self) -> None:
+        """Publish none of the events emitted so far (a rebuild computes again what was published already)."""
+        self._events.rows.clear()
+
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run `callback` once this unit of work has committed (e.g. schedule a timer it persisted)."""
         self._after_commit.append(callback)

@@ -135,8 +135,8 @@ def saved_columns(clock: Clock) -> tuple:
     """What `save_clocks` writes of a clock, encoded: built ahead when a timer is prepared before its instant."""
     state = clock.state
     return (clock.id, state.priority, state.target_seconds, str(state.stage), state.deadline, len(state.warned),
-            state.breached, state.breached_at, state.completed_at, state.next_due, json.dumps(state.to_dict()),
-            json.dumps(sorted(clock.published)))
+            state.breached, state.breached_at, state.completed_at, state.next_due, state.to_json().decode(),
+            orjson.dumps(sorted(clock.published)).decode())
 
 
 async def save_clocks(conn: AsyncConnection, saved: list[tuple]) -> None:
@@ -213,22 +213,13 @@ def fact_records(facts: list[tuple[str, Fact]]) -> list[tuple]:
 
 
 CLOCK_COLUMNS = ("id", "agreement_id", "incident_id", "service_id", "customer_id", "metric", "objective_id",
-                 "calendar_id", "calendar_version", "priority", "target_seconds", "stage", "started_at", "deadline",
-                 "warnings_fired", "breached", "breached_at", "completed_at", "next_due_at", "state", "published")
+                 "calendar_id", "calendar_version", "started_at", *_MUTABLE)
 
 
 def clock_records(many: list[Clock]) -> list[tuple]:
     """New clocks as records (CLOCK_COLUMNS) with the values `upsert_clocks` writes, the JSON made by orjson."""
-    records = []
-    for clock in many:
-        state = clock.state
-        records.append((
-            clock.id, clock.agreement_id, clock.incident_id, clock.service_id, clock.customer_id, clock.metric,
-            clock.objective_id, clock.calendar_id, clock.calendar_version, state.priority, state.target_seconds,
-            str(state.stage), state.started_at, state.deadline, len(state.warned), state.breached,
-            state.breached_at, state.completed_at, state.next_due, state.to_json().decode(),
-            orjson.dumps(sorted(clock.published)).decode()))
-    return records
+    return [(c.id, c.agreement_id, c.incident_id, c.service_id, c.customer_id, c.metric, c.objective_id, c.calendar_id,
+             c.calendar_version, c.state.started_at, *saved_columns(c)[1:]) for c in many]
 
 
 def _fact(row) -> Fact:
