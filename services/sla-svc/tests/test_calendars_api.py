@@ -163,10 +163,11 @@ async def stored_calendar(sla_app, *created_at: datetime) -> str:
     return calendar_id
 
 
-async def test_version_at_is_the_latest_version_created_by_then(sla, sla_app):
+@pytest.mark.parametrize("fixed", [False, True], ids=["read each time", "read once (a rebuild's)"])
+async def test_version_at_is_the_latest_version_created_by_then(sla, sla_app, fixed):
     hour = timedelta(hours=1)
     calendar_id = await stored_calendar(sla_app, T0, T0 + hour, T0 + 2 * hour)
-    store = CalendarStore()
+    store = CalendarStore(fixed=fixed)
     async with sla_app.state.runtime.engine.connect() as conn:
         assert await store.version_at(conn, calendar_id, T0 - hour) == 1  # before every version: the first
         assert await store.version_at(conn, calendar_id, T0) == 1

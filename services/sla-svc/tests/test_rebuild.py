@@ -209,10 +209,16 @@ async def test_the_rebuild_command_line(sla_app, service_settings):
     env = {**os.environ, "SLA_DATABASE_URL": settings.database_url, "SLA_DB_SCHEMA": runtime.schema,
            "SLA_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers, "SLA_LOG_JSON": "false"}
     target = f"rebuilt_{uuid.uuid4().hex[:6]}"
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "sla_svc.main", "rebuild", "--schema", target, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await process.communicate()
-    assert process.returncode == 0, err.decode()
-    report = json.loads(out.decode().strip().splitlines()[-1])
-    assert report["schema"] == target and report["records"] > 0
+
+    async def run(*args: str) -> dict:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "sla_svc.main", "rebuild", "--schema", target, *args, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await process.communicate()
+        assert process.returncode == 0, err.decode()
+        return json.loads(out.decode().strip().splitlines()[-1])
+
+    report = await run()
+    assert report["schema"] == target and report["records"] > 0 and report["processes"] >= 1
+    again = await run("--replace", "--processes", "0")  # every partition in the command's own process
+    assert again["processes"] == 0 and again["records"] >= report["records"]

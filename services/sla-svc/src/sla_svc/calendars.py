@@ -113,8 +113,12 @@ async def list_latest(conn: AsyncConnection, *, after_seq: int | None,
 class CalendarStore:
     """Calendars by (id, version), cached for the life of the process: a stored version never changes."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, fixed: bool = False) -> None:
+        """`fixed`: no version is added while the store is used (a rebuild reads a copy), so the instants
+        at which each calendar's versions came into force are read once, not once per clock."""
         self._cache: dict[tuple[str, int], Calendar] = {(c.id, c.version): c for c in BUILT_IN.values()}
+        self._fixed = fixed
+        self._created: dict[str, list[tuple[datetime, int]]] = {}  # when fixed: calendar id -> (created_at, version)
 
     async def get(self, conn: AsyncConnection, calendar_id: str, version: int) -> Calendar:
         """The calendar as it was in `version`; UnknownCalendar if there is no such version."""
@@ -130,11 +134,17 @@ class CalendarStore:
     async def version_at(self, conn: AsyncConnection, calendar_id: str, at: datetime) -> int:
         """The latest version created at or before `at`, or version 1 if all came later.
 
-        Not cached: another replica may add a version at any moment.
+        Not cached unless the store is `fixed`: another replica may add a version at any moment.
         """
         if calendar_id in BUILT_IN:
             return BUILT_IN[calendar_id].version
-        version = await repository.calendar_version_at(conn, calendar_id, at)
+        if self._fixed:
+            if calendar_id not in self._created:
+                self._created[calendar_id] = await repository.calendar_versions_created(conn, calendar_id)
+            created = self._created[calendar_id]
+            version = max((v for when, v in created if when <= at), default=min((v for _, v in created), default=None))
+        else:
+            version = await repository.calendar_version_at(conn, calendar_id, at)
         if version is None:
             raise UnknownCalendar(f"calendar {calendar_id} does not exist")
         return version

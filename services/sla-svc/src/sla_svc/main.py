@@ -101,10 +101,12 @@ def cli(argv: list[str] | None = None) -> None:
     rebuild_cmd = commands.add_parser("rebuild", help="replay the consumed topics into a fresh schema")
     rebuild_cmd.add_argument("--schema", required=True, help="the schema to build (not the one in use)")
     rebuild_cmd.add_argument("--replace", action="store_true", help="drop the schema first if it exists")
+    rebuild_cmd.add_argument("--processes", type=int, default=None,
+                             help="replay the partitions in up to N processes (default: two per core; 0: in this one)")
     args = parser.parse_args(argv)
     settings = Settings()
     if args.command == "rebuild":
-        report = asyncio.run(rebuild(settings, schema=args.schema, replace=args.replace))
+        report = asyncio.run(rebuild(settings, schema=args.schema, replace=args.replace, processes=args.processes))
         print(json.dumps({**dataclasses.asdict(report), "records_per_second": round(report.records_per_second)}))
         return
     serve(create_app(settings), settings)

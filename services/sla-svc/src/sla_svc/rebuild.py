@@ -288,7 +288,7 @@ async def rebuild(settings: Settings, *, schema: str, replace: bool = False,
             with steps.timed("indexes built, and meanwhile statuses stored and breaches recorded"):
                 await asyncio.gather(_store_statuses_and_breaches(uow, replayed),
                                      _add_indexes(engine, recreate, os.cpu_count() or 1))
-            calendars = CalendarStore()
+            calendars = CalendarStore(fixed=True)
             agreements = await repository.all_agreements(uow.conn)
             with_objectives = [a for a in agreements if a.objectives]
             with steps.timed("objectives checked"):
@@ -359,8 +359,8 @@ async def _replay_share(database_url: str, bootstrap_servers: str, schema: str, 
                 await repository.copy_records(conn, incident_facts, repository.FACT_COLUMNS,
                                               repository.fact_records(replayed.facts))
             agreements = await repository.all_agreements(conn)
-            incidents, folded, breaches = await _fold_clocks(conn, CalendarStore(), replayed.facts, agreements, now,
-                                                             steps)
+            incidents, folded, breaches = await _fold_clocks(conn, CalendarStore(fixed=True), replayed.facts,
+                                                             agreements, now, steps)
     finally:
         await engine.dispose()
     steps.add("CPU used (all steps, process time)", time.process_time() - cpu_started)

@@ -417,6 +417,12 @@ async def calendar_version_at(conn: AsyncConnection, calendar_id: str, at) -> in
     return (await conn.execute(stmt.where(c.id == calendar_id))).scalar()
 
 
+async def calendar_versions_created(conn: AsyncConnection, calendar_id: str) -> list[tuple]:
+    """(created_at, version) of each version of the calendar."""
+    c = calendars.c
+    return [tuple(r) for r in await conn.execute(sa.select(c.created_at, c.version).where(c.id == calendar_id))]
+
+
 async def calendar_versions(conn: AsyncConnection, calendar_id: str, *, after_version: int | None,
                             limit: int) -> tuple[list, int | None]:
     stmt = sa.select(calendars).where(calendars.c.id == calendar_id)
