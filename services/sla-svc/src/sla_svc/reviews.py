@@ -15,7 +15,7 @@ from itsm_runtime.pagination import keyset_page
 
 from .db.tables import review_breaches, reviews
 
-_ADD_BREACHES = (f"INSERT INTO review_breaches (review_id, kind, ref_id, incident_id, breached_at) "
+_ADD_BREACHES = ("INSERT INTO review_breaches (review_id, kind, ref_id, incident_id, breached_at) "
                  f"SELECT * FROM {unnest(['text', 'text', 'text', 'text', 'timestamptz'])} ON CONFLICT DO NOTHING")
 NEXT_STATUS = {"open": ("in_progress", "closed"), "in_progress": ("closed",), "closed": ()}
 
