@@ -107,6 +107,8 @@ class KafkaTransport:
             acks="all",
             enable_idempotence=True,
             linger_ms=2,
+            # a relay batch (500 events of about a kilobyte) goes in a request or two, not one per 16 KiB
+            max_batch_size=512 * 1024,
         )
         await self._producer.start()
         for topics, group, dispatch in self._subscriptions:
