@@ -98,32 +98,22 @@ def clock_from_row(row) -> Clock:
                  row_version=row._mapping.get("row_version"))
 
 
-def _clock_row(clock: Clock) -> dict:
-    state = clock.state
-    return {"id": clock.id, "agreement_id": clock.agreement_id, "incident_id": clock.incident_id,
-            "service_id": clock.service_id, "customer_id": clock.customer_id, "metric": clock.metric,
-            "objective_id": clock.objective_id,
-            "calendar_id": clock.calendar_id, "calendar_version": clock.calendar_version,
-            "priority": state.priority, "target_seconds": state.target_seconds, "stage": str(state.stage),
-            "started_at": state.started_at, "deadline": state.deadline, "warnings_fired": len(state.warned),
-            "breached": state.breached, "breached_at": state.breached_at, "completed_at": state.completed_at,
-            "next_due_at": state.next_due, "state": state.to_dict(), "published": sorted(clock.published)}
-
-
 # The columns that change as a clock moves on, with their types, in the order of `saved_columns`.
 _MUTABLE = {"priority": "smallint", "target_seconds": "float8", "stage": "text", "deadline": "timestamptz",
             "warnings_fired": "smallint", "breached": "boolean", "breached_at": "timestamptz",
             "completed_at": "timestamptz", "next_due_at": "timestamptz", "state": "jsonb", "published": "jsonb"}
+# A whole clock row, in the order of `clock_records`: what is set once, then what changes.
+_CLOCK = {"id": "text", "agreement_id": "text", "incident_id": "text", "service_id": "text", "customer_id": "text",
+          "metric": "text", "objective_id": "text", "calendar_id": "text", "calendar_version": "integer",
+          "started_at": "timestamptz", **_MUTABLE}
+CLOCK_COLUMNS = tuple(_CLOCK)
+_UPSERT_SQL = (f"INSERT INTO clocks ({', '.join(_CLOCK)}) SELECT * FROM {unnest(_CLOCK.values())} "
+               f"ON CONFLICT (id) DO UPDATE SET {', '.join(f'{name} = EXCLUDED.{name}' for name in _MUTABLE)}")
 
 
 async def upsert_clocks(conn: AsyncConnection, many: list[Clock]) -> None:
-    """Insert new clocks and save the state of known ones."""
-    if not many:
-        return
-    stmt = insert(clocks)
-    await conn.execute(stmt.on_conflict_do_update(index_elements=["id"],
-                                                  set_={name: stmt.excluded[name] for name in _MUTABLE}),
-                       [_clock_row(c) for c in many])
+    """Insert new clocks and save the state of known ones, in one statement."""
+    await execute_columns(conn, _UPSERT_SQL, clock_records(many))
 
 
 # One UPDATE for a whole batch of clocks, each row given as `saved_columns`.
@@ -177,15 +167,10 @@ async def lock_incident(conn: AsyncConnection, incident_id: str) -> None:
     await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(incident_id, 0))))
 
 
-def _fact_row(incident_id: str, fact: Fact) -> dict:
-    return {"event_id": fact.event_id, "incident_id": incident_id, "kind": fact.kind, "at": fact.at,
-            "priority": fact.priority, "status": fact.status, "from_status": fact.from_status,
-            "service_id": fact.service_id or "", "customer_id": fact.customer_id}
-
-
 async def add_fact(conn: AsyncConnection, incident_id: str, fact: Fact) -> bool:
     """Store an incident event as a fact; False when it was already stored."""
-    stmt = insert(incident_facts).values(**_fact_row(incident_id, fact)).on_conflict_do_nothing()
+    row = dict(zip(FACT_COLUMNS, _fact_record(incident_id, fact), strict=True))
+    stmt = insert(incident_facts).values(**row).on_conflict_do_nothing()
     return (await conn.execute(stmt.returning(incident_facts.c.event_id))).first() is not None
 
 
@@ -202,22 +187,22 @@ FACT_COLUMNS = ("event_id", "incident_id", "kind", "at", "priority", "status", "
                 "customer_id")
 
 
+def _fact_record(incident_id: str, f: Fact) -> tuple:
+    return (f.event_id, incident_id, f.kind, f.at, f.priority, f.status, f.from_status, f.service_id or "",
+            f.customer_id)
+
+
 def fact_records(facts: list[tuple[str, Fact]]) -> list[tuple]:
     """(incident id, fact) as incident_facts records (FACT_COLUMNS), each event once."""
     unique = {}
     for incident_id, f in facts:
         if f.event_id not in unique:
-            unique[f.event_id] = (f.event_id, incident_id, f.kind, f.at, f.priority, f.status, f.from_status,
-                                  f.service_id or "", f.customer_id)
+            unique[f.event_id] = _fact_record(incident_id, f)
     return list(unique.values())
 
 
-CLOCK_COLUMNS = ("id", "agreement_id", "incident_id", "service_id", "customer_id", "metric", "objective_id",
-                 "calendar_id", "calendar_version", "started_at", *_MUTABLE)
-
-
 def clock_records(many: list[Clock]) -> list[tuple]:
-    """New clocks as records (CLOCK_COLUMNS) with the values `upsert_clocks` writes, the JSON made by orjson."""
+    """Clocks as whole rows (CLOCK_COLUMNS), encoded: for `upsert_clocks` and a rebuild's COPY."""
     return [(c.id, c.agreement_id, c.incident_id, c.service_id, c.customer_id, c.metric, c.objective_id, c.calendar_id,
              c.calendar_version, c.state.started_at, *saved_columns(c)[1:]) for c in many]
 
@@ -276,9 +261,8 @@ async def compliance_counts(conn: AsyncConnection, agreement_id: str, start, end
             c.c.metric, c.c.priority,
             sa.func.count().filter(done & ~c.c.breached).label("met"),
             sa.func.count().filter(c.c.breached).label("breached"),
-            sa.func.count().filter(c.c.stage.in_(["running", "paused"])).label("open"),
-            sa.func.count().filter(c.c.stage.in_(["running", "paused"]) & ~c.c.breached
-                                   & (c.c.warnings_fired > 0)).label("warned"),
+            sa.func.count().filter(open_).label("open"),
+            sa.func.count().filter(open_ & ~c.c.breached & (c.c.warnings_fired > 0)).label("warned"),
         )
         .where(c.c.agreement_id == agreement_id, c.c.objective_id.is_(None),
                ((c.c.started_at >= start) & (c.c.started_at < end)) | open_)

@@ -176,37 +176,31 @@ class _Folder:
         """When the running clock reaches `seconds` of elapsed working time."""
         return self.calendar.add(self.s.running_since, max(0.0, seconds - self.s.accumulated))
 
-    def _due(self) -> list[tuple[datetime, str, float | None]]:
-        """Pending warnings and the breach of a running clock: (instant, kind, threshold)."""
+    def _pending(self) -> list[tuple[float, str, float | None]]:
+        """Pending warnings and the breach of a running clock: (elapsed seconds, kind, threshold)."""
         s = self.s
         if s.running_since is None or s.target_seconds is None:
             return []
-        due = [(self._instant(t * s.target_seconds), "warning", t) for t in self.spec.thresholds if t not in s.warned]
+        pending = [(t * s.target_seconds, "warning", t) for t in self.spec.thresholds if t not in s.warned]
         if not s.breached:
-            due.append((self._instant(s.target_seconds), "breached", None))
+            pending.append((s.target_seconds, "breached", None))
+        return pending
+
+    def _due(self) -> list[tuple[datetime, str, float | None]]:
+        """The pending warnings and breach at their instants, the earliest first: (instant, kind, threshold)."""
+        due = [(self._instant(seconds), kind, t) for seconds, kind, t in self._pending()]
         return sorted(due, key=lambda d: (d[0], d[1] == "breached"))
 
     def advance(self, to: datetime) -> None:
         """Record every warning and the breach that fall at or before `to`, each at its own instant."""
-        first = self._first_due_seconds()
-        if first is None or self._instant(first) > to:  # the usual case, without sorting every pending instant
+        pending = self._pending()
+        # the usual case, without the instant of every pending one: calendar.add is monotonic
+        if not pending or self._instant(min(seconds for seconds, _, _ in pending)) > to:
             return
         for at, kind, threshold in self._due():
             if at > to:
                 break
             self._cross(kind, threshold, at)
-
-    def _first_due_seconds(self) -> float | None:
-        """The elapsed time of the earliest pending warning or breach: `_due()[0]`, as calendar.add is monotonic."""
-        s = self.s
-        target = s.target_seconds
-        if s.running_since is None or target is None:
-            return None
-        first = None if s.breached else target
-        for threshold in self.spec.thresholds:
-            if threshold not in s.warned and (first is None or threshold * target < first):
-                first = threshold * target
-        return first
 
     def _cross(self, kind: str, threshold: float | None, at: datetime) -> None:
         s = self.s
@@ -335,15 +329,19 @@ class _Folder:
         return self.calendar.add(s.last_change_at, remaining)
 
 
+def _ordered(facts: Iterable[Fact]) -> list[tuple[tuple, Fact]]:
+    """(order, fact) in event-time order with a stable tie-break; a fact delivered twice counts once."""
+    return sorted((f.order, f) for f in {f.event_id: f for f in facts}.values())
+
+
 def sort_facts(facts: Iterable[Fact]) -> list[Fact]:
     """Event-time order with a stable tie-break; a fact delivered twice counts once."""
-    unique = {f.event_id: f for f in facts}
-    return sorted(unique.values(), key=lambda f: f.order)
+    return [fact for _, fact in _ordered(facts)]
 
 
 def fold(spec: ClockSpec, calendar: Calendar, facts: Iterable[Fact], now: datetime) -> ClockState | None:
     """The clock for `spec` over an incident's facts, as of `now`; None until the incident is opened."""
-    ordered = sorted((f.order, f) for f in {f.event_id: f for f in facts}.values())  # sort_facts(), keys kept
+    ordered = _ordered(facts)
     opened_order, opened = next(((order, f) for order, f in ordered if f.kind == "opened"), (None, None))
     if opened is None:
         return None
