@@ -192,6 +192,8 @@ class Clocks:
             self.scheduler.schedule(clock_id, now + RETRY_LOCKED)
 
     async def _specs(self, conn, clocks: list[Clock]) -> dict[tuple, ClockSpec]:
+        if not clocks:  # every clock of a batch prepared: no query
+            return {}
         agreements = await repository.get_agreements(conn, {c.agreement_id for c in clocks})
         return {(a.id, s.metric, s.objective_id): s for a in agreements.values() for s in a.clock_specs}
 
