@@ -138,13 +138,12 @@ class CalendarStore:
         """
         if calendar_id in BUILT_IN:
             return BUILT_IN[calendar_id].version
-        if self._fixed:
-            if calendar_id not in self._created:
-                self._created[calendar_id] = await repository.calendar_versions_created(conn, calendar_id)
-            created = self._created[calendar_id]
-            version = max((v for when, v in created if when <= at), default=min((v for _, v in created), default=None))
-        else:
-            version = await repository.calendar_version_at(conn, calendar_id, at)
+        created = self._created.get(calendar_id)
+        if created is None:
+            created = await repository.calendar_versions_created(conn, calendar_id)
+            if self._fixed:
+                self._created[calendar_id] = created
+        version = max((v for when, v in created if when <= at), default=min((v for _, v in created), default=None))
         if version is None:
             raise UnknownCalendar(f"calendar {calendar_id} does not exist")
         return version

@@ -394,13 +394,6 @@ async def get_calendar_version(conn: AsyncConnection, calendar_id: str, version:
     return (await conn.execute(stmt.order_by(calendars.c.version.desc()).limit(1))).first()
 
 
-async def calendar_version_at(conn: AsyncConnection, calendar_id: str, at) -> int | None:
-    """The latest version created at or before `at`, else the first; None if the calendar does not exist."""
-    c = calendars.c
-    stmt = sa.select(sa.func.coalesce(sa.func.max(c.version).filter(c.created_at <= at), sa.func.min(c.version)))
-    return (await conn.execute(stmt.where(c.id == calendar_id))).scalar()
-
-
 async def calendar_versions_created(conn: AsyncConnection, calendar_id: str) -> list[tuple]:
     """(created_at, version) of each version of the calendar."""
     c = calendars.c
