@@ -17,6 +17,9 @@ from .db.tables import review_breaches, reviews
 
 _ADD_BREACHES = ("INSERT INTO review_breaches (review_id, kind, ref_id, incident_id, breached_at) "
                  f"SELECT * FROM {unnest(['text', 'text', 'text', 'text', 'timestamptz'])} ON CONFLICT DO NOTHING")
+# The partial unique index's predicate as written, not a bound parameter: once PostgreSQL plans a connection's prepared
+# insert for any parameters (a generic plan, after five runs), `status <> $1` no longer matches that index.
+OPEN = sa.text("status <> 'closed'")
 NEXT_STATUS = {"open": ("in_progress", "closed"), "in_progress": ("closed",), "closed": ()}
 
 
@@ -61,7 +64,7 @@ async def _open_review(uow: UnitOfWork, first: BreachRef) -> str:
         opened = (await uow.conn.execute(
             insert(reviews).values(id=review_id, agreement_id=first.agreement_id, service_id=first.service_id,
                                    status="open", opened_at=first.breached_at)
-            .on_conflict_do_nothing(index_elements=["agreement_id"], index_where=reviews.c.status != "closed")
+            .on_conflict_do_nothing(index_elements=["agreement_id"], index_where=OPEN)
             .returning(reviews.c.id))).scalar()
         if opened is not None:
             break

@@ -116,7 +116,7 @@ reviews = sa.Table(
     sa.Column("closed_at", sa.DateTime(timezone=True)),
     sa.Column("created_seq", sa.BigInteger, sa.Identity(), nullable=False, unique=True),
     sa.Index("uq_open_review_per_agreement", "agreement_id", unique=True,
-             postgresql_where=sa.text("status <> 'closed'")),
+             postgresql_where=sa.text("status <> 'closed'")),  # reviews.OPEN
 )
 
 review_breaches = sa.Table(
