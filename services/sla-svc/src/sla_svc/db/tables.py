@@ -28,7 +28,8 @@ agreements = sa.Table(
 clocks = sa.Table(
     "clocks", metadata,
     sa.Column("id", sa.Text, primary_key=True),
-    sa.Column("agreement_id", sa.Text, sa.ForeignKey("agreements.id"), nullable=False, index=True),
+    # queried by agreement through uq_clock_per_target, which starts with it: no index of its own
+    sa.Column("agreement_id", sa.Text, sa.ForeignKey("agreements.id"), nullable=False),
     sa.Column("incident_id", sa.Text, nullable=False, index=True),
     sa.Column("service_id", sa.Text, nullable=False),
     sa.Column("customer_id", sa.Text),
