@@ -18,7 +18,7 @@ from .calendars import CalendarStore
 from .db import repository
 from .domain.agreement import Agreement
 from .domain.clock import Clock
-from .domain.fold import ClockSpec, Entry, Fact, advance, ever_targeted, fold, sort_facts
+from .domain.fold import ClockSpec, Entry, Fact, advance, ever_targeted, fold_sorted, sort_facts
 from .reviews import BreachRef, record_breaches
 
 RETRY_LOCKED = timedelta(milliseconds=200)
@@ -133,7 +133,8 @@ class Clocks:
                     continue
                 version = clock.calendar_version if clock else await self.calendars.version_at(
                     conn, agreement.calendar_id, opened.at)
-                state = fold(spec, await self.calendars.get(conn, agreement.calendar_id, version), facts, now)
+                state = fold_sorted(spec, await self.calendars.get(conn, agreement.calendar_id, version),
+                                    facts, now)
                 if clock is None:
                     clock = Clock(id=clock_id(agreement.id, incident_id, spec), agreement_id=agreement.id,
                                   incident_id=incident_id, service_id=opened.service_id,

@@ -329,26 +329,29 @@ class _Folder:
         return self.calendar.add(s.last_change_at, remaining)
 
 
-def _ordered(facts: Iterable[Fact]) -> list[tuple[tuple, Fact]]:
-    """(order, fact) in event-time order with a stable tie-break; a fact delivered twice counts once."""
-    return sorted((f.order, f) for f in {f.event_id: f for f in facts}.values())
-
-
 def sort_facts(facts: Iterable[Fact]) -> list[Fact]:
     """Event-time order with a stable tie-break; a fact delivered twice counts once."""
-    return [fact for _, fact in _ordered(facts)]
+    return sorted({f.event_id: f for f in facts}.values(), key=_order)
+
+
+def _order(fact: Fact) -> tuple:
+    return fact.order
 
 
 def fold(spec: ClockSpec, calendar: Calendar, facts: Iterable[Fact], now: datetime) -> ClockState | None:
     """The clock for `spec` over an incident's facts, as of `now`; None until the incident is opened."""
-    ordered = _ordered(facts)
-    opened_order, opened = next(((order, f) for order, f in ordered if f.kind == "opened"), (None, None))
-    if opened is None:
+    return fold_sorted(spec, calendar, sort_facts(facts), now)
+
+
+def fold_sorted(spec: ClockSpec, calendar: Calendar, facts: list[Fact], now: datetime) -> ClockState | None:
+    """`fold` over facts already in `sort_facts` order (an incident's clocks share one sort): from the first
+    opening on, the facts before it are ignored."""
+    start = next((i for i, fact in enumerate(facts) if fact.kind == "opened"), None)
+    if start is None:
         return None
-    folder = _Folder.opening(spec, calendar, opened)
-    for order, fact in ordered:
-        if order > opened_order:
-            folder.apply(fact)
+    folder = _Folder.opening(spec, calendar, facts[start])
+    for fact in facts[start + 1:]:
+        folder.apply(fact)
     return folder.finish(now)
 
 
