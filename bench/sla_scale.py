@@ -363,8 +363,10 @@ def print_profile(profiler: cProfile.Profile, path: Path, *, sort: str = "tottim
 
 
 async def run_breaches(clocks: int = BREACHES, lead: timedelta = BREACH_LEAD, review_open: bool = False,
-                       in_process: bool = False, profile: bool = False) -> dict:
-    """`review_open`: the agreement already has an open service review, so that no breach opens one
+                       in_process: bool = False, profile: bool = False, spread: bool = False) -> dict:
+    """`spread`: the deadlines are spread evenly over the second (clock i due i/clocks s after it) instead of
+    all falling on its first instant, and each breach is late by the time from its own deadline.
+    `review_open`: the agreement already has an open service review, so that no breach opens one
     (before 2c1bb67 concurrent fire batches each opened one and collided on uq_open_review_per_agreement).
     `in_process`: once the clocks are stored, the sla-svc process stops and sla-svc runs in this process,
     so that each step of the timers' transactions is timed; `profile`: that, under cProfile."""
@@ -392,12 +394,13 @@ async def run_breaches(clocks: int = BREACHES, lead: timedelta = BREACH_LEAD, re
                 await conn.close()
         deadline = (datetime.now(UTC) + lead).replace(microsecond=0)
         started = time.perf_counter()
-        records = []
+        records, due = [], {}  # incident id -> its clock's deadline
         for i in range(clocks):
             incident_id = str(uuid.uuid4())
+            due[incident_id] = deadline + (timedelta(seconds=i / clocks) if spread else timedelta(0))
             records.append(record_of(schemas.IncidentOpened(
                 incident_id=incident_id, number=f"INC{i:07d}", title="bench", service_id=service_id, impact=1,
-                urgency=1, priority=1, status="new", opened_at=deadline - BREACH_TARGET), incident_id))
+                urgency=1, priority=1, status="new", opened_at=due[incident_id] - BREACH_TARGET), incident_id))
         build_seconds = time.perf_counter() - started
         produce_seconds = await produce(stack.kafka, records)
 
@@ -406,7 +409,8 @@ async def run_breaches(clocks: int = BREACHES, lead: timedelta = BREACH_LEAD, re
             loop = asyncio.get_running_loop()
             while True:  # every clock stored, due at the deadline
                 ready = await conn.fetchval("SELECT count(*) FROM sla.clocks WHERE agreement_id = $1 "
-                                            "AND next_due_at = $2", agreement["id"], deadline)
+                                            "AND next_due_at >= $2 AND next_due_at < $2 + interval '1 second'",
+                                            agreement["id"], deadline)
                 if ready >= clocks or datetime.now(UTC) >= deadline:
                     break
                 await asyncio.sleep(0.1)
@@ -449,16 +453,16 @@ async def run_breaches(clocks: int = BREACHES, lead: timedelta = BREACH_LEAD, re
         assert len(rows) == clocks, f"only {len(rows)} of {clocks} breaches were committed"
         assert len({r["key"] for r in rows}) == clocks, "a clock breached twice or another not at all"
         assert len(seen) == clocks, f"the poller saw {len(seen)} of {clocks} breaches"
-        when = deadline.timestamp()
-        committed = sorted(seen[r["id"]] - when for r in rows)
-        tx_started = sorted((r["created_at"] - deadline).total_seconds() for r in rows)
-        published = sorted((r["published_at"] - deadline).total_seconds() for r in rows)
+        committed = sorted(seen[r["id"]] - due[r["key"]].timestamp() for r in rows)
+        tx_started = sorted((r["created_at"] - due[r["key"]]).total_seconds() for r in rows)
+        published = sorted((r["published_at"] - due[r["key"]]).total_seconds() for r in rows)
         transactions: dict[datetime, list[float]] = {}
-        for r in rows:  # per fire transaction: (started, committed) after the deadline
-            transactions.setdefault(r["created_at"], []).append(seen[r["id"]] - when)
+        for r in rows:  # per fire transaction: (started, committed) after the first deadline
+            transactions.setdefault(r["created_at"], []).append(seen[r["id"]] - deadline.timestamp())
         problems = problems_in_log(log, offset)
         return {
             "clocks": clocks,
+            "deadlines": "spread evenly over the second" if spread else "all at the same instant",
             "review_open_before": review_open,
             "build_events_seconds": round(build_seconds, 2),
             "produce_seconds": round(produce_seconds, 2),
@@ -672,7 +676,8 @@ async def run_replay(incidents: int = REPLAY_INCIDENTS, profile: bool = False) -
 
 async def run() -> dict:
     """All three, for `python -m bench`."""
-    return {"clocks": await run_clocks(), "breaches": await run_breaches(), "replay": await run_replay()}
+    return {"clocks": await run_clocks(), "breaches": await run_breaches(),
+            "breaches_spread": await run_breaches(spread=True), "replay": await run_replay()}
 
 
 async def main(argv: list[str] | None = None) -> None:
@@ -686,10 +691,13 @@ async def main(argv: list[str] | None = None) -> None:
                         help="breaches: the agreement has an open service review before the breaches")
     parser.add_argument("--in-process", action="store_true",
                         help="breaches: stop the sla-svc process once the clocks are stored, run sla-svc here")
+    parser.add_argument("--spread", action="store_true",
+                        help="breaches: the deadlines spread evenly over the second, not all at its start")
     args = parser.parse_args(argv)
     runs = {"clocks": lambda: run_clocks(args.n or CLOCKS),
             "breaches": lambda: run_breaches(args.n or BREACHES, review_open=args.review_open,
-                                             in_process=args.in_process, profile=args.profile),
+                                             in_process=args.in_process, profile=args.profile,
+                                             spread=args.spread),
             "replay": lambda: run_replay(args.n or REPLAY_INCIDENTS, profile=args.profile)}
     results = {}
     for name in (runs if args.what == "all" else [args.what]):
