@@ -1,0 +1,95 @@
+"""The outbox relay on real PostgreSQL and Kafka: every row published and marked, in id order per key, batch
+after batch; one relay per service."""
+
+import json
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from itsm_events import KafkaTransport, OutboxRelay
+from itsm_events.outbox import messaging_tables
+from itsm_runtime.db import create_engine
+from itsm_runtime.testing import read_topic
+
+metadata = sa.MetaData()
+outbox, _ = messaging_tables(metadata)
+
+
+@pytest.fixture
+async def engine(database_url):
+    schema = f"relay_{uuid.uuid4().hex[:8]}"
+    engine = create_engine(database_url.replace("postgresql://", "postgresql+asyncpg://"), schema=schema)
+    async with engine.begin() as conn:
+        await conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        await conn.run_sync(metadata.create_all)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def transport(kafka_bootstrap):
+    transport = KafkaTransport(bootstrap_servers=kafka_bootstrap, client_id="relay-test")
+    await transport.start()
+    yield transport
+    await transport.stop()
+
+
+async def drain(relay: OutboxRelay) -> int:
+    """Publish batches until one is not full, as the relay's loop does; how many rows went out."""
+    published = 0
+    while (batch := await relay.publish_batch()) > 0:
+        published += batch
+        if batch < relay.batch_size:
+            break
+    return published
+
+
+async def add_rows(engine, topic: str, keys: list[str]) -> list[str]:
+    """One outbox row per key, in this order; their event ids."""
+    ids = [str(uuid.uuid4()) for _ in keys]
+    async with engine.begin() as conn:
+        await conn.execute(outbox.insert(), [
+            {"event_id": event_id, "event_type": "test.relayed", "topic": topic, "key": key,
+             "headers": {"ce_id": event_id}, "payload": json.dumps({"n": n}).encode()}
+            for n, (event_id, key) in enumerate(zip(ids, keys, strict=True))])
+    return ids
+
+
+def event_id_of(record) -> str:
+    return dict(record.headers)["ce_id"].decode()
+
+
+async def test_rows_go_out_in_id_order_per_key_and_are_marked_published(
+        engine, transport, kafka_bootstrap):
+    topic = f"test.relay.{uuid.uuid4().hex[:8]}"
+    await transport.ensure_topics([topic])
+    keys = [f"key-{n % 4}" for n in range(23)]
+    ids = await add_rows(engine, topic, keys)
+    relay = OutboxRelay(engine=engine, outbox=outbox, transport=transport, service="relay-test", batch_size=3)
+
+    assert await drain(relay) == 23
+    assert await drain(relay) == 0  # nothing left unpublished
+
+    records = await read_topic(kafka_bootstrap, topic, until=lambda records: len(records) >= 23)
+    assert sorted(event_id_of(r) for r in records) == sorted(ids)
+    for key in set(keys):  # a key's rows are on one partition, in the order they were written
+        assert [event_id_of(r) for r in records if r.key == key.encode()] == \
+            [event_id for event_id, k in zip(ids, keys, strict=True) if k == key]
+    async with engine.connect() as conn:
+        unpublished = (await conn.execute(sa.select(sa.func.count()).select_from(outbox)
+                                          .where(outbox.c.published_at.is_(None)))).scalar()
+    assert unpublished == 0
+
+
+async def test_a_second_relay_of_the_service_publishes_nothing_while_the_first_holds_the_lock(
+        engine, transport):
+    topic = f"test.relay.{uuid.uuid4().hex[:8]}"
+    await transport.ensure_topics([topic])
+    await add_rows(engine, topic, ["k"] * 5)
+    first = OutboxRelay(engine=engine, outbox=outbox, transport=transport, service="relay-lock", batch_size=2)
+    second = OutboxRelay(engine=engine, outbox=outbox, transport=transport, service="relay-lock", batch_size=2)
+    async with engine.begin() as conn:  # what the first relay holds while it publishes a batch
+        await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext("outbox:relay-lock"))))
+        assert await drain(second) == 0
+    assert await drain(first) == 5
