@@ -285,7 +285,7 @@ async def rebuild(settings: Settings, *, schema: str, replace: bool = False,
             for name, seconds in share.steps.seconds.items():
                 steps.add(f"workers: {name}", seconds)
         async with UnitOfWork(engine, platform["outbox"], source="/sla-svc") as uow:
-            with steps.timed("indexes built, and meanwhile statuses stored and breaches recorded"):
+            with steps.timed("indexes built and tables analyzed, and meanwhile statuses stored and breaches recorded"):
                 await asyncio.gather(_store_statuses_and_breaches(uow, replayed),
                                      _add_indexes(engine, recreate, os.cpu_count() or 1))
             calendars = CalendarStore(fixed=True)
@@ -294,10 +294,11 @@ async def rebuild(settings: Settings, *, schema: str, replace: bool = False,
             with steps.timed("objectives checked"):
                 for agreement in with_objectives:
                     await _check_objectives(uow, calendars, agreement, now)
-            with steps.timed("compliance computed, committed"):
+            with steps.timed("compliance computed"):
                 live = Compliance(None, calendars)
                 for agreement in agreements:
                     await live.store(uow, agreement)
+            with steps.timed("committed"):
                 uow.forget_events()  # the live service published them already
                 records = sum(share.records for share in replayed)
                 await _describe(uow.conn, schema, f"complete: {records} records replayed at {now.isoformat()}")
@@ -408,10 +409,12 @@ async def _store_clocks(conn, batch: list, steps: Steps) -> None:
 @dataclass(frozen=True)
 class Indexes:
     """How to add a table's dropped indexes and constraints again: the indexes can be built at the same time,
-    over several connections; then the constraints take them over (primary key, unique) or are checked."""
+    over several connections; then the constraints take them over (primary key, unique) or are checked, and the
+    tables are analyzed."""
 
     builds: list[str]
     constraints: list[str]
+    tables: list[str]  # "schema"."table"
 
 
 async def _drop_indexes(conn, schema: str, tables: tuple[str, ...]) -> Indexes:
@@ -437,12 +440,13 @@ async def _drop_indexes(conn, schema: str, tables: tuple[str, ...]) -> Indexes:
         builds=[index for *_, kind, _, index in constraints if kind in kinds] + [index for _, index in indexes],
         constraints=[f'ALTER TABLE "{schema}"."{table}" ADD CONSTRAINT "{name}" '
                      + (f'{kinds[kind]} USING INDEX "{name}"' if kind in kinds else definition)
-                     for table, name, kind, definition, _ in constraints])
+                     for table, name, kind, definition, _ in constraints],
+        tables=[f'"{schema}"."{table}"' for table in tables])
 
 
 async def _add_indexes(engine, indexes: Indexes, connections: int) -> None:
     """Build the indexes over `connections` connections at once (each takes the next one left), then add the
-    constraints."""
+    constraints and analyze the tables."""
     left = list(reversed(indexes.builds))
 
     async def build() -> None:
@@ -454,6 +458,22 @@ async def _add_indexes(engine, indexes: Indexes, connections: int) -> None:
     async with engine.begin() as conn:
         for statement in indexes.constraints:
             await conn.execute(sa.text(statement))
+    # Statistics, so that the queries from here on (compliance counts) and the service's once it switches to the
+    # schema are planned for the tables' real contents: without them, an agreement's 100,000 clocks were read
+    # through an index in random order (0.6 s) instead of by a scan.
+    await asyncio.gather(*(_analyze(engine, table) for table in indexes.tables))
+
+
+async def _analyze(engine, table: str) -> None:
+    """Statistics of the columns queries select rows by: of every column, the clocks' JSONB states included,
+    ANALYZE took 0.5 s for 100,000 clocks."""
+    async with engine.begin() as conn:
+        columns = (await conn.execute(sa.text(
+            "SELECT a.attname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
+            "WHERE a.attrelid = CAST(:table AS regclass) AND a.attnum > 0 AND NOT a.attisdropped "
+            "AND t.typname NOT IN ('json', 'jsonb', 'bytea')"), {"table": table})).scalars().all()
+        names = ", ".join(f'"{column}"' for column in columns)
+        await conn.execute(sa.text(f"ANALYZE {table} ({names})"))
 
 
 async def _check_objectives(uow: UnitOfWork, calendars: CalendarStore, agreement, now: datetime) -> None:
