@@ -9,14 +9,26 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
 from itsm_events import UnitOfWork, schemas
-from itsm_events.sql import among, execute_columns, unnest
 from itsm_runtime.errors import Problem
 from itsm_runtime.pagination import keyset_page
 
 from .db.tables import review_breaches, reviews
 
-_ADD_BREACHES = ("INSERT INTO review_breaches (review_id, kind, ref_id, incident_id, breached_at) "
-                 f"SELECT * FROM {unnest(['text', 'text', 'text', 'text', 'timestamptz'])} ON CONFLICT DO NOTHING")
+
+def _breaches(first: int) -> str:
+    """Breaches given as four arrays, from parameter `first` on, as rows b(kind, ref_id, incident_id, breached_at)."""
+    return (f"unnest(${first}::text[], ${first + 1}::text[], ${first + 2}::text[], ${first + 3}::timestamptz[]) "
+            "AS b(kind, ref_id, incident_id, breached_at)")
+
+
+_UNHELD = "NOT EXISTS (SELECT 1 FROM review_breaches k WHERE k.kind = b.kind AND k.ref_id = b.ref_id)"
+# One statement: the agreement's open review, share-locked (closing it waits), takes the breaches no review holds
+# yet; it answers the review's id, or nothing when none is open.
+_ADD_TO_OPEN = ("WITH review AS (SELECT id FROM reviews WHERE agreement_id = $1 AND status <> 'closed' FOR SHARE), "
+                "added AS (INSERT INTO review_breaches (review_id, kind, ref_id, incident_id, breached_at) "
+                f"SELECT review.id, b.* FROM review, {_breaches(2)} WHERE {_UNHELD} ON CONFLICT DO NOTHING) "
+                "SELECT id FROM review")
+_UNHELD_OF = f"SELECT b.ref_id FROM {_breaches(1)} WHERE {_UNHELD}"
 # The partial unique index's predicate as written, not a bound parameter: once PostgreSQL plans a connection's prepared
 # insert for any parameters (a generic plan, after five runs), `status <> $1` no longer matches that index.
 OPEN = sa.text("status <> 'closed'")
@@ -37,18 +49,19 @@ async def record_breaches(uow: UnitOfWork, breaches: list[BreachRef]) -> None:
     """Add each breach to its agreement's open review, opening one (and `itsm.sla.review_opened`) if none is.
 
     A breach some review already holds is left there (a replay or a retry finds it again)."""
-    if not breaches:
-        return
-    known = set((await uow.conn.execute(
-        sa.select(review_breaches.c.kind, review_breaches.c.ref_id)
-        .where(among(review_breaches.c.ref_id, [b.ref_id for b in breaches])))).all())
     by_agreement: dict[str, list[BreachRef]] = {}
-    for breach in (b for b in breaches if (b.kind, b.ref_id) not in known):
+    for breach in breaches:
         by_agreement.setdefault(breach.agreement_id, []).append(breach)
-    for _, found in sorted(by_agreement.items()):  # agreements in a fixed order: concurrent batches never deadlock
-        review_id = await _open_review(uow, found[0])
-        await execute_columns(uow.conn, _ADD_BREACHES, [
-            (review_id, b.kind, b.ref_id, b.incident_id, b.breached_at) for b in found])
+    raw = (await uow.conn.get_raw_connection()).driver_connection if breaches else None
+    for agreement_id, found in sorted(by_agreement.items()):  # a fixed order: concurrent batches never deadlock
+        columns = [[b.kind for b in found], [b.ref_id for b in found], [b.incident_id for b in found],
+                   [b.breached_at for b in found]]
+        if await raw.fetchval(_ADD_TO_OPEN, agreement_id, *columns) is not None:
+            continue
+        unheld = {row["ref_id"] for row in await raw.fetch(_UNHELD_OF, *columns)}
+        if unheld:  # open a review for them (or find the one another transaction just opened), and add them
+            await _open_review(uow, next(b for b in found if b.ref_id in unheld))
+            await raw.fetchval(_ADD_TO_OPEN, agreement_id, *columns)
 
 
 async def _open_review(uow: UnitOfWork, first: BreachRef) -> str:
