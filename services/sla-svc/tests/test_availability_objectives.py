@@ -198,8 +198,65 @@ async def test_a_status_arriving_late_shows_the_week_before_missed(sla, kafka_pr
 
     [breach] = breaches(await read_topic(kafka_bootstrap, topics.SLA, until=breaches, timeout=20))
     last_monday = (down_at - timedelta(days=down_at.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
-    assert breach["reason"] == "missed" and datetime.fromisoformat(breach["window_start"]) == last_monday
+    # by event time the budget ran out 604.8 s after the outage began, while that week still ran
+    assert breach["reason"] == "impossible" and datetime.fromisoformat(breach["window_start"]) == last_monday
     exhausted = down_at + timedelta(seconds=604.8)
     assert abs((datetime.fromisoformat(breach["breached_at"]) - exhausted).total_seconds()) <= 1e-5
     state = await objective_state(sla, agreement["id"])
     assert state["downtime_seconds"] == 0 and state["status"] == "ok", "this week is untouched"
+
+
+async def test_a_status_arriving_weeks_late_shows_its_week_missed(sla, kafka_producer, kafka_bootstrap):
+    """Not only the week before: every closed week from the late status's on is checked again, as a replay of
+    the events in event-time order would find it (rebuild)."""
+    response = await sla.post("/v1/agreements", json={
+        "name": "Weekly", "service_id": f"svc-{uuid.uuid4().hex[:8]}",
+        "effective_from": (NOW - timedelta(days=40)).isoformat(),
+        "targets": [{"metric": "resolution", "priority": 1, "within": "PT4H"}],
+        "objectives": [{"kind": "availability", "target": 99.9, "window": "calendar_week"}]})
+    agreement = response.json()
+    service_id = agreement["service_id"]
+    down_at = NOW - timedelta(days=21)  # three weeks ago: an hour down, 10 min 4.8 s allowed
+    await publish(kafka_producer, service_id, "up", down_at + timedelta(hours=1))
+    await publish(kafka_producer, service_id, "down", down_at)
+
+    def breaches(records):
+        return [json.loads(r.value) for r in records if dict(r.headers)["ce_type"] == b"itsm.sla.objective_breached"
+                and json.loads(r.value)["agreement_id"] == agreement["id"]]
+
+    [breach] = breaches(await read_topic(kafka_bootstrap, topics.SLA, until=breaches, timeout=20))
+    monday = (down_at - timedelta(days=down_at.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
+    assert breach["reason"] == "impossible" and datetime.fromisoformat(breach["window_start"]) == monday
+    exhausted = down_at + timedelta(seconds=604.8)
+    assert abs((datetime.fromisoformat(breach["breached_at"]) - exhausted).total_seconds()) <= 1e-5
+
+
+async def test_an_agreement_taking_effect_in_the_past_checks_the_weeks_closed_since(sla, kafka_producer,
+                                                                                   kafka_bootstrap):
+    """Statuses stored before the agreement exists count for every window since it took effect, as a replay
+    finds them."""
+    probe = await agreement_with_objective(sla, target=99.9, window="P1D")  # tells when the statuses are in
+    service_id = probe["service_id"]
+    down_at = NOW - timedelta(days=21)
+    await publish(kafka_producer, service_id, "down", down_at)
+    await publish(kafka_producer, service_id, "up", down_at + timedelta(hours=1))
+    await publish(kafka_producer, service_id, "degraded", datetime.now(UTC) - timedelta(seconds=2))
+    await eventually(lambda: _degraded(sla, probe["id"]))
+
+    response = await sla.post("/v1/agreements", json={
+        "name": "Weekly", "service_id": service_id, "effective_from": (NOW - timedelta(days=40)).isoformat(),
+        "targets": [{"metric": "resolution", "priority": 1, "within": "PT4H"}],
+        "objectives": [{"kind": "availability", "target": 99.9, "window": "calendar_week"}]})
+    agreement = response.json()
+
+    def breaches(records):
+        return [json.loads(r.value) for r in records if dict(r.headers)["ce_type"] == b"itsm.sla.objective_breached"
+                and json.loads(r.value)["agreement_id"] == agreement["id"]]
+
+    [breach] = breaches(await read_topic(kafka_bootstrap, topics.SLA, until=breaches, timeout=20))
+    monday = (down_at - timedelta(days=down_at.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
+    assert breach["reason"] == "impossible" and datetime.fromisoformat(breach["window_start"]) == monday
+
+
+async def _degraded(sla, agreement_id: str) -> bool:
+    return (await objective_state(sla, agreement_id))["degraded_seconds"] > 0

@@ -91,6 +91,9 @@ async def test_rebuild_from_the_topics_gives_the_live_clocks_breaches_reviews_an
         "hours": {day: [["06:00", "22:00"]] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}})).json()
     office = await make_agreement(sla, service_id=service_id, within="PT8H", calendar_id=calendar["id"],
                                   effective_from=(now - timedelta(days=2)).isoformat())
+    # a weekly objective on another service, whose outage three weeks ago is reported late
+    weekly = await make_agreement(sla, effective_from=(now - timedelta(days=40)).isoformat(),
+                                  objectives=[{"kind": "availability", "target": 99.9, "window": "calendar_week"}])
     # through incident-svc: a P1 that breaches and is resolved late, a P3 raised to P1, one reopened
     late = (await incidents.post("/v1/incidents", json={"title": "late", "service_id": service_id,
                                                         "impact": 1, "urgency": 1})).json()
@@ -112,7 +115,9 @@ async def test_rebuild_from_the_topics_gives_the_live_clocks_breaches_reviews_an
         urgency=2, priority=3, status="new", opened_at=now - timedelta(hours=6))),
         availability(service_id, "up", now - timedelta(hours=1)),
         availability(service_id, "down", now - timedelta(hours=2)),
-        availability(service_id, "down", now - timedelta(hours=2))]
+        availability(service_id, "down", now - timedelta(hours=2)),
+        availability(weekly["service_id"], "up", now - timedelta(days=21, hours=-1)),
+        availability(weekly["service_id"], "down", now - timedelta(days=21))]
     for topic, key, data in records:
         headers, value = to_kafka(new_event(data, source="/test"))
         await kafka_producer.send_and_wait(topic, value=value, key=key.encode(), headers=list(headers.items()))
@@ -138,12 +143,12 @@ async def test_rebuild_from_the_topics_gives_the_live_clocks_breaches_reviews_an
     report = await rebuild(settings, schema=target)
     assert report.records >= len(records) and report.clocks >= 6
 
-    ids = [agreement["id"], office["id"]]
+    ids = [agreement["id"], office["id"], weekly["id"]]
     await sla_app.state.runtime.state["compliance"].refresh(ids)  # live compliance settles a moment after
     live, rebuilt = await snapshot(runtime.engine, runtime.schema, ids), await snapshot(runtime.engine, target, ids)
     assert len(live["clocks"]) == 12, ("response and resolution for each incident that was P1, resolution for "
                                        "P3, a ratio ticket for each incident, and the office's P1 resolution")
-    assert len(live["objective_breaches"]) == 2 and live["burn_alerts"] and len(live["review_breaches"]) >= 4
+    assert len(live["objective_breaches"]) == 3 and live["burn_alerts"] and len(live["review_breaches"]) >= 5
     for table in live:
         assert rebuilt[table] == live[table], table
     assert '"breached"' in {row[1] for row in live["compliance"]}, "both objectives and the late P1 breached"

@@ -59,19 +59,24 @@ def _over(objective: AvailabilityObjective, window: tuple[datetime, datetime], c
 
 
 def settled(agreement: Agreement, calendar: Calendar, timeline: StatusTimeline, maintenance: list,
-            now: datetime) -> list[tuple[AvailabilityObjective, AvailabilityResult]]:
-    """Every calendar-week or -month availability objective over its window before the current one, when that
-    ended while the agreement was in force: a status that arrives late can still show it missed."""
+            now: datetime, *, since: datetime | None = None) -> list[tuple[AvailabilityObjective, AvailabilityResult]]:
+    """Every calendar-week or -month availability objective over its windows before the current one, from the one
+    before it (or the one holding `since`, a late status's instant, if earlier) on, those that ended while the
+    agreement was in force: a status that arrives late can still show its window missed."""
     results = []
     for objective in agreement.availability_objectives:
         spec = parse_window(objective.window)
         if spec.kind not in ("calendar_week", "calendar_month"):
             continue
         current_start = window_at(spec, calendar.timezone, now)[0]
-        window = window_at(spec, calendar.timezone, current_start - timedelta(microseconds=1))
-        if agreement.effective_from is not None and window[1] <= agreement.effective_from:
-            continue
-        results.append((objective, _over(objective, window, calendar, timeline, maintenance, now)))
+        first = current_start - timedelta(microseconds=1)
+        if since is not None:  # not before the agreement: a bogus instant must not make it walk back for ages
+            first = min(first, max(since, agreement.effective_from or since))
+        window = window_at(spec, calendar.timezone, first)
+        while window[1] <= current_start:
+            if agreement.effective_from is None or window[1] > agreement.effective_from:
+                results.append((objective, _over(objective, window, calendar, timeline, maintenance, now)))
+            window = window_at(spec, calendar.timezone, window[1])
     return results
 
 
@@ -145,6 +150,14 @@ def _rule(alert) -> str:
     return f"{alert.severity}:{alert.threshold:g}"
 
 
+def _reason(objective: AvailabilityObjective, result: AvailabilityResult) -> str:
+    """Why an availability objective breached, by event time (as a replay finds it, whenever the statuses arrived):
+    its budget ran out while the window still ran (impossible), or the window ended short of it (missed). A rolling
+    window ends at every instant: missed."""
+    rolling = parse_window(objective.window).kind == "rolling"
+    return "impossible" if not rolling and result.breached_at < result.window_end else "missed"
+
+
 def _breach_window_start(objective: AvailabilityObjective, result: AvailabilityResult) -> datetime:
     """The window a breach is counted once for; a rolling window is bucketed by its length."""
     spec = parse_window(objective.window)
@@ -196,10 +209,12 @@ class Objectives:
             self.scheduler.schedule(agreement_id, min(due), keep_earlier=True)
 
     async def check(self, uow: UnitOfWork, agreement: Agreement, now: datetime,
-                    inputs: tuple[StatusTimeline, list] | None = None) -> list[datetime]:
+                    inputs: tuple[StatusTimeline, list] | None = None, *,
+                    since: datetime | None = None) -> list[datetime]:
         """Publish the breach of any objective that has become impossible; set the next timer after commit.
 
-        `inputs` are the service's timeline and maintenance when the caller has already read them.
+        `inputs` are the service's timeline and maintenance when the caller has already read them; `since`, the
+        instant of a status that arrived late (every window from the one holding it is checked again).
         Returns the instants the agreement must be checked again at."""
         if not agreement.objectives:
             return []
@@ -208,10 +223,11 @@ class Objectives:
         if agreement.availability_objectives:
             timeline, maintenance = inputs or await service_inputs(uow.conn, agreement.service_id)
             results = evaluate(agreement, calendar, timeline, maintenance, now)
-            for objective, result in results + settled(agreement, calendar, timeline, maintenance, now):
+            for objective, result in results + settled(agreement, calendar, timeline, maintenance, now,
+                                                       since=since):
                 if result.status == "breached" and result.breached_at is not None:
                     await self._breached(uow, agreement, objective, result, _breach_window_start(objective, result),
-                                         reason="missed" if now >= result.window_end else "impossible")
+                                         reason=_reason(objective, result))
             await self._publish_burn_changes(uow, agreement, results, now)
             due += next_changes(agreement, calendar, timeline, maintenance, results, now)
         for objective, result in await ratio_results(uow.conn, agreement, calendar, now, settling=True):
@@ -269,7 +285,7 @@ class Objectives:
         if agreements:
             inputs = await service_inputs(uow.conn, data.service_id)  # read once for every agreement of the service
             for agreement in agreements:
-                await self.check(uow, agreement, now, inputs)
+                await self.check(uow, agreement, now, inputs, since=data.observed_at)
 
     async def fire(self, agreement_ids: list[str]) -> None:
         async with self._uow_factory() as uow:

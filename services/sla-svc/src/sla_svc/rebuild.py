@@ -483,9 +483,10 @@ async def _check_objectives(uow: UnitOfWork, calendars: CalendarStore, agreement
     # from when it was created, as the live service checks it then (routes ask for a check on creation)
     start = agreement.extra["created_at"]
     changes = inputs[0].changes_between(start, now + timedelta(microseconds=1))
-    at = min(start, now)
+    at, since = min(start, now), agreement.effective_from  # on creation, every window closed since it took effect
     while True:
-        due = await objectives.check(uow, agreement, at, inputs)
+        due = await objectives.check(uow, agreement, at, inputs, since=since)
+        since = None
         later = [t for t in (*changes, *due) if at < t <= now]
         if not later:
             break

@@ -76,6 +76,9 @@ async def create_agreement(agreement_in: AgreementCreate, runtime: RuntimeDep,
         created = await handlers.create_agreement(uow, agreement)
         if created.effective_from < created.extra["created_at"]:
             await runtime.state["clocks"].adopt(uow, created)
+            # every window closed since it took effect, as statuses that arrive late get (and a rebuild does)
+            await runtime.state["objectives"].check(uow, created, created.extra["created_at"],
+                                                    since=created.effective_from)
         uow.after_commit(partial(runtime.state["period_closing"].check_soon, agreement.id))
         uow.after_commit(partial(runtime.state["compliance"].changed, [agreement.id]))
         uow.after_commit(partial(runtime.state["objectives"].check_soon, [agreement.id]))
