@@ -241,3 +241,26 @@ async def test_a_clock_prepared_ahead_of_its_breach_still_follows_the_events_bef
     clock = (await clocks_of(sla, held))[0]
     assert kinds(clock) == ["started", "paused"] and clock["stage"] == "paused" and not clock["breached"]
     assert clock["elapsed_seconds"] == 1
+
+
+async def test_an_incident_reported_weeks_late_settles_its_week_of_a_ratio_objective(sla, send, kafka_bootstrap):
+    """A ticket opened three weeks ago and missed, which arrives now: its week is checked again, as a replay in
+    event-time order (rebuild) finds it, not only the week before."""
+    now = datetime.now(UTC)
+    agreement = await make_agreement(sla, within="PT4H", effective_from=(now - timedelta(days=40)).isoformat(),
+                                     objectives=[{"kind": "resolution_ratio", "target": 80, "within": "PT1H",
+                                                  "window": "calendar_week"}])
+    incident_id, opened_at = str(uuid.uuid4()), now - timedelta(days=21)
+    await send(opened(incident_id, agreement["service_id"], opened_at), incident_id)
+    await send(status(incident_id, agreement["service_id"], opened_at + timedelta(hours=2), "new", "resolved"),
+               incident_id)
+
+    def breaches(records):
+        return [json.loads(r.value) for r in records if dict(r.headers)["ce_type"] == b"itsm.sla.objective_breached"
+                and r.key == agreement["id"].encode()]
+
+    [breach] = breaches(await read_topic(kafka_bootstrap, topics.SLA, until=breaches, timeout=30))
+    monday = (opened_at - timedelta(days=opened_at.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
+    assert breach["kind"] == "resolution_ratio" and breach["actual"] == 0.0
+    assert datetime.fromisoformat(breach["window_start"]) == monday
+    assert datetime.fromisoformat(breach["breached_at"]) == monday + timedelta(days=7), "when that week ended"

@@ -91,9 +91,12 @@ async def test_rebuild_from_the_topics_gives_the_live_clocks_breaches_reviews_an
         "hours": {day: [["06:00", "22:00"]] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}})).json()
     office = await make_agreement(sla, service_id=service_id, within="PT8H", calendar_id=calendar["id"],
                                   effective_from=(now - timedelta(days=2)).isoformat())
-    # a weekly objective on another service, whose outage three weeks ago is reported late
+    # weekly objectives on another service, whose outage and incident three weeks ago are reported late
     weekly = await make_agreement(sla, effective_from=(now - timedelta(days=40)).isoformat(),
-                                  objectives=[{"kind": "availability", "target": 99.9, "window": "calendar_week"}])
+                                  objectives=[{"kind": "availability", "target": 99.9, "window": "calendar_week"},
+                                              {"kind": "resolution_ratio", "target": 80, "within": "PT1H",
+                                               "window": "calendar_week"}])
+    forgotten = str(uuid.uuid4())
     # through incident-svc: a P1 that breaches and is resolved late, a P3 raised to P1, one reopened
     late = (await incidents.post("/v1/incidents", json={"title": "late", "service_id": service_id,
                                                         "impact": 1, "urgency": 1})).json()
@@ -117,7 +120,13 @@ async def test_rebuild_from_the_topics_gives_the_live_clocks_breaches_reviews_an
         availability(service_id, "down", now - timedelta(hours=2)),
         availability(service_id, "down", now - timedelta(hours=2)),
         availability(weekly["service_id"], "up", now - timedelta(days=21, hours=-1)),
-        availability(weekly["service_id"], "down", now - timedelta(days=21))]
+        availability(weekly["service_id"], "down", now - timedelta(days=21)),
+        incident_event(schemas.IncidentOpened(
+            incident_id=forgotten, number="INC0000010", title="forgotten", service_id=weekly["service_id"],
+            impact=1, urgency=1, priority=1, status="new", opened_at=now - timedelta(days=21))),
+        incident_event(schemas.IncidentStatusChanged(
+            incident_id=forgotten, service_id=weekly["service_id"], priority=1, from_status="new",
+            to_status="resolved", changed_at=now - timedelta(days=21, hours=-2)))]
     for topic, key, data in records:
         headers, value = to_kafka(new_event(data, source="/test"))
         await kafka_producer.send_and_wait(topic, value=value, key=key.encode(), headers=list(headers.items()))
@@ -138,6 +147,11 @@ async def test_rebuild_from_the_topics_gives_the_live_clocks_breaches_reviews_an
     runtime = sla_app.state.runtime
     assert await runtime.transport.caught_up(timeout=30)
 
+    async def weekly_breached() -> bool:  # the week of the late outage, and of the late incident (checked after it)
+        reviews = (await sla.get("/v1/reviews", params={"agreement_id": weekly["id"]})).json()["items"]
+        return sum(b["kind"] == "objective" for r in reviews for b in r["breaches"]) == 2
+    await eventually(weekly_breached, timeout=30)
+
     settings = service_settings(type(runtime.settings), db_schema=runtime.schema)
     target = f"rebuilt_{uuid.uuid4().hex[:6]}"
     report = await rebuild(settings, schema=target)
@@ -146,9 +160,10 @@ async def test_rebuild_from_the_topics_gives_the_live_clocks_breaches_reviews_an
     ids = [agreement["id"], office["id"], weekly["id"]]
     await sla_app.state.runtime.state["compliance"].refresh(ids)  # live compliance settles a moment after
     live, rebuilt = await snapshot(runtime.engine, runtime.schema, ids), await snapshot(runtime.engine, target, ids)
-    assert len(live["clocks"]) == 12, ("response and resolution for each incident that was P1, resolution for "
-                                       "P3, a ratio ticket for each incident, and the office's P1 resolution")
-    assert len(live["objective_breaches"]) == 3 and live["burn_alerts"] and len(live["review_breaches"]) >= 5
+    assert len(live["clocks"]) == 14, ("response and resolution for each incident that was P1, resolution for "
+                                       "P3, a ratio ticket for each incident, and the office's P1 resolution; "
+                                       "the forgotten incident's resolution and ratio ticket")
+    assert len(live["objective_breaches"]) == 4 and live["burn_alerts"] and len(live["review_breaches"]) >= 6
     for table in live:
         assert rebuilt[table] == live[table], table
     assert '"breached"' in {row[1] for row in live["compliance"]}, "both objectives and the late P1 breached"

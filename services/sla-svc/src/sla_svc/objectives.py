@@ -12,7 +12,7 @@ statuses and clocks, so on start every agreement is checked once, which sets its
 
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 
 from itsm_events import Envelope, UnitOfWork, schemas
@@ -60,23 +60,14 @@ def _over(objective: AvailabilityObjective, window: tuple[datetime, datetime], c
 
 def settled(agreement: Agreement, calendar: Calendar, timeline: StatusTimeline, maintenance: list,
             now: datetime, *, since: datetime | None = None) -> list[tuple[AvailabilityObjective, AvailabilityResult]]:
-    """Every calendar-week or -month availability objective over its windows before the current one, from the one
-    before it (or the one holding `since`, a late status's instant, if earlier) on, those that ended while the
-    agreement was in force: a status that arrives late can still show its window missed."""
+    """Every calendar-week or -month availability objective over its closed windows that may still change
+    (`_closed_windows`): a status that arrives late can still show its window missed."""
     results = []
     for objective in agreement.availability_objectives:
         spec = parse_window(objective.window)
-        if spec.kind not in ("calendar_week", "calendar_month"):
-            continue
         current_start = window_at(spec, calendar.timezone, now)[0]
-        first = current_start - timedelta(microseconds=1)
-        if since is not None:  # not before the agreement: a bogus instant must not make it walk back for ages
-            first = min(first, max(since, agreement.effective_from or since))
-        window = window_at(spec, calendar.timezone, first)
-        while window[1] <= current_start:
-            if agreement.effective_from is None or window[1] > agreement.effective_from:
-                results.append((objective, _over(objective, window, calendar, timeline, maintenance, now)))
-            window = window_at(spec, calendar.timezone, window[1])
+        for window in _closed_windows(spec, calendar, agreement, current_start, since):
+            results.append((objective, _over(objective, window, calendar, timeline, maintenance, now)))
     return results
 
 
@@ -103,19 +94,37 @@ def ticket_of(clock: Clock) -> Ticket:
                   due_at=clock.deadline if clock.stage == Stage.RUNNING else None)
 
 
-async def ratio_results(conn, agreement: Agreement, calendar: Calendar, now: datetime, *,
-                        settling: bool = False) -> list[tuple[RatioObjective, RatioResult]]:
-    """Each ratio objective over its window containing `now`; with `settling`, first over the window before,
-    which may still be settling on tickets opened near its end."""
+async def ratio_results(conn, agreement: Agreement, calendar: Calendar, now: datetime, *, settling: bool = False,
+                        since: datetime | None = None) -> list[tuple[RatioObjective, RatioResult]]:
+    """Each ratio objective over its window containing `now`; with `settling`, first over the windows before it
+    that may still change: the one before (tickets opened near its end are still settling), or every one from the
+    window holding `since` (a ticket opened then that changed late) on."""
     results = []
     for objective in agreement.ratio_objectives:
         spec = parse_window(objective.window)
-        windows = [window_at(spec, calendar.timezone, now)]
-        if settling and spec.kind != "fixed":
-            windows.insert(0, window_at(spec, calendar.timezone, windows[0][0] - timedelta(microseconds=1)))
-        for window in windows:
+        current_window = window_at(spec, calendar.timezone, now)
+        windows = _closed_windows(spec, calendar, agreement, current_window[0], since) if settling else []
+        for window in [*windows, current_window]:
             results.append((objective, await ratio_over(conn, agreement, objective, window, now)))
     return results
+
+
+def _closed_windows(spec, calendar: Calendar, agreement: Agreement, current_start: datetime,
+                    since: datetime | None) -> list[tuple[datetime, datetime]]:
+    """The calendar windows before the one starting at `current_start` to check again: the one before it, or every
+    one from the window holding `since` (a late event's instant) on if that is earlier, not before the agreement
+    took effect. A fixed window has none before it; a rolling one ends at every instant."""
+    if spec.kind not in ("calendar_week", "calendar_month"):
+        return []
+    first = current_start - timedelta(microseconds=1)
+    if since is not None:  # not before the agreement: a bogus instant must not make it walk back for ages
+        first = min(first, max(since, agreement.effective_from or since))
+    windows, window = [], window_at(spec, calendar.timezone, first)
+    while window[1] <= current_start:
+        if agreement.effective_from is None or window[1] > agreement.effective_from:
+            windows.append(window)
+        window = window_at(spec, calendar.timezone, window[1])
+    return windows
 
 
 async def ratio_over(conn, agreement: Agreement, objective: RatioObjective, window: tuple[datetime, datetime],
@@ -188,6 +197,7 @@ class Objectives:
         self.calendars = calendars
         self._checked = checked  # called in the unit of work of each check (live compliance stores its state)
         self.scheduler = Scheduler(self.fire, name="sla-objectives", concurrency=2, batch_size=100)
+        self._since: dict[str, datetime] = {}  # agreement id -> the earliest changed ticket not yet checked again
 
     async def start(self, conn) -> int:
         """Check every agreement with objectives at once: that publishes what happened while the service was
@@ -197,9 +207,12 @@ class Objectives:
         self.scheduler.start()
         return len(agreements)
 
-    def check_soon(self, agreement_ids) -> None:
-        """Check these agreements' objectives in a moment (their ratio tickets changed, or on start)."""
+    def check_soon(self, agreement_ids, *, since: Iterable[tuple[str, datetime]] = ()) -> None:
+        """Check these agreements' objectives in a moment (their ratio tickets changed, or on start); `since`:
+        (agreement id, instant) of tickets that changed, whose windows are checked again however old."""
         now = datetime.now(UTC)
+        for agreement_id, at in since:
+            self._since[agreement_id] = min(at, self._since.get(agreement_id, at))
         for agreement_id in agreement_ids:
             self.scheduler.schedule(agreement_id, now, keep_earlier=True)
 
@@ -230,7 +243,8 @@ class Objectives:
                                          reason=_reason(objective, result))
             await self._publish_burn_changes(uow, agreement, results, now)
             due += next_changes(agreement, calendar, timeline, maintenance, results, now)
-        for objective, result in await ratio_results(uow.conn, agreement, calendar, now, settling=True):
+        for objective, result in await ratio_results(uow.conn, agreement, calendar, now, settling=True,
+                                                     since=since):
             if result.breached_at is not None:
                 await self._breached(uow, agreement, objective, result, result.window_start, reason="missed")
             if result.next_check is not None:
@@ -290,8 +304,13 @@ class Objectives:
     async def fire(self, agreement_ids: list[str]) -> None:
         async with self._uow_factory() as uow:
             now = datetime.now(UTC)
-            for agreement_id in sorted(agreement_ids):  # the order compliance locks in
-                agreement = await repository.get_agreement(uow.conn, agreement_id)
-                if agreement is not None:
-                    await self.check(uow, agreement, now)
-            await uow.commit()
+            since = {agreement_id: self._since.pop(agreement_id, None) for agreement_id in agreement_ids}
+            try:
+                for agreement_id in sorted(agreement_ids):  # the order compliance locks in
+                    agreement = await repository.get_agreement(uow.conn, agreement_id)
+                    if agreement is not None:
+                        await self.check(uow, agreement, now, since=since[agreement_id])
+                await uow.commit()
+            except BaseException:  # checked again when the scheduler retries: from as far back
+                self.check_soon((), since=[(a, at) for a, at in since.items() if at is not None])
+                raise
