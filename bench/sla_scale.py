@@ -1,12 +1,14 @@
 """The SLA engine's scale targets, on a real PostgreSQL and Kafka:
 
-    python -m bench.sla_scale clocks|breaches|replay|all [-n N] [--profile] [--in-process] [--review-open]
+    python -m bench.sla_scale clocks|breaches|replay|all [-n N] [--profile] [--in-process] [--review-open] [--spread]
 
 - clocks: ONE sla-svc process holds 1,000,000 running clocks in under 1 GB. The clocks table is
   filled with SQL (the `state` JSONB built the way ClockState.to_dict() writes it, checked against
   the fold), sla-svc is started and loads every timer at start-up; its VmRSS and VmHWM are read
-  from /proc once it logs "sla-svc timers running: N clocks loaded".
-- breaches: 10,000 clocks breaching in the same second are committed at most 500 ms late at p99.
+  from /proc once it logs "sla-svc timers running: N clocks loaded". The count behind a compliance
+  refresh (repository.compliance_counts) over those clocks is timed too.
+- breaches: 10,000 clocks breaching in the same second are committed at most 500 ms late at p99: all
+  on the second's first instant, or with --spread evenly over the second (each late by its own deadline).
   10,000 `itsm.incident.opened` events go to Kafka with opened_at = deadline - target; every clock
   must exist before the deadline (sla-svc prepares each breach 10 s ahead, handlers.Clocks.prepare,
   and writes it at the instant). A poller records when each `itsm.sla.breached` outbox row becomes
