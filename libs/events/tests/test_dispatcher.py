@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from itsm_events import Dispatcher, InProcessTransport, Message, UnitOfWork, new_event, schemas, to_kafka, topics
 from itsm_events.bus import is_transient
 from itsm_events.outbox import dead_letter_table, messaging_tables
+from itsm_events.sql import execute_columns
 from itsm_runtime.db import create_engine
 
 metadata = sa.MetaData()
@@ -119,3 +120,20 @@ async def test_an_unreachable_database_is_transient_and_bad_data_is_not(engine):
         async with engine.begin() as conn:
             await conn.execute(effects.insert().values(event_id="x", title="nul \x00 byte"))
     assert not is_transient(bad_data.value)
+
+
+async def test_a_statement_sent_to_the_driver_first_is_part_of_the_unit_of_work(engine):
+    """SQLAlchemy begins its transaction with its own first statement; rows written straight through asyncpg
+    before any must still go only if the unit of work commits."""
+    rows = [(str(uuid.uuid4()), "test.driver", "t", b"{}")]
+    insert = ("INSERT INTO outbox (event_id, event_type, topic, headers, payload) "
+              "SELECT e, t, p, '{}'::jsonb, v FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[]) "
+              "AS r(e, t, p, v)")
+    async with UnitOfWork(engine, outbox, source="/test") as uow:
+        await execute_columns(uow.conn, insert, rows)  # no commit: rolled back
+    async with UnitOfWork(engine, outbox, source="/test") as uow:
+        await execute_columns(uow.conn, insert, rows)
+        await uow.commit()
+    async with engine.connect() as conn:
+        written = (await conn.execute(sa.select(outbox.c.event_id).where(outbox.c.event_type == "test.driver"))).all()
+    assert [row.event_id for row in written] == [rows[0][0]]

@@ -10,12 +10,20 @@ def unnest(types) -> str:
     return "unnest(" + ", ".join(f"${n}::{kind}[]" for n, kind in enumerate(types, 1)) + ")"
 
 
+async def driver(conn: AsyncConnection):
+    """The asyncpg connection under `conn`, within its transaction: SQLAlchemy sends BEGIN with its own first
+    statement only, and a statement sent to the driver before it would run, and commit, on its own."""
+    raw = (await conn.get_raw_connection()).driver_connection
+    if conn.in_transaction() and not raw.is_in_transaction():
+        await conn.execute(sa.text("SELECT 1"))
+    return raw
+
+
 async def execute_columns(conn: AsyncConnection, sql: str, rows: list[tuple]) -> None:
     """Run `sql` once for many rows, given column by column as arrays (read with `unnest`): one statement
     to plan and send, whatever the number of rows. The connection's search_path names the schema."""
     if rows:
-        raw = (await conn.get_raw_connection()).driver_connection
-        await raw.execute(sql, *(list(column) for column in zip(*rows, strict=True)))
+        await (await driver(conn)).execute(sql, *(list(column) for column in zip(*rows, strict=True)))
 
 
 def among(column: sa.Column, values) -> sa.ColumnElement[bool]:

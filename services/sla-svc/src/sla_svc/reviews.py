@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
 from itsm_events import UnitOfWork, schemas
+from itsm_events.sql import driver
 from itsm_runtime.errors import Problem
 from itsm_runtime.pagination import keyset_page
 
@@ -52,7 +53,7 @@ async def record_breaches(uow: UnitOfWork, breaches: list[BreachRef]) -> None:
     by_agreement: dict[str, list[BreachRef]] = {}
     for breach in breaches:
         by_agreement.setdefault(breach.agreement_id, []).append(breach)
-    raw = (await uow.conn.get_raw_connection()).driver_connection if breaches else None
+    raw = await driver(uow.conn) if breaches else None
     for agreement_id, found in sorted(by_agreement.items()):  # a fixed order: concurrent batches never deadlock
         columns = [[b.kind for b in found], [b.ref_id for b in found], [b.incident_id for b in found],
                    [b.breached_at for b in found]]

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from itsm_events.sql import among, execute_columns, unnest
+from itsm_events.sql import among, driver, execute_columns, unnest
 from itsm_runtime.pagination import keyset_page
 
 from ..domain.agreement import Agreement, AvailabilityObjective, Objective, RatioObjective, Target
@@ -179,8 +179,7 @@ async def copy_records(conn: AsyncConnection, table: sa.Table, columns: tuple[st
     into a fresh schema. A JSONB value is given as its JSON text."""
     if not records:
         return
-    raw = (await conn.get_raw_connection()).driver_connection
-    await raw.copy_records_to_table(table.name, columns=columns, records=records)
+    await (await driver(conn)).copy_records_to_table(table.name, columns=columns, records=records)
 
 
 FACT_COLUMNS = ("event_id", "incident_id", "kind", "at", "priority", "status", "from_status", "service_id",
@@ -274,10 +273,11 @@ async def compliance_counts(conn: AsyncConnection, agreement_id: str, start, end
 # availability ----------------------------------------------------------------------------------
 
 
-async def add_service_statuses(conn: AsyncConnection, rows: list[dict]) -> None:
-    """Store consumed availability changes ({event_id, service_id, status, observed_at}), each once."""
-    if rows:
-        await conn.execute(insert(service_status).on_conflict_do_nothing(), rows)
+async def add_service_status(conn: AsyncConnection, row: dict) -> bool:
+    """Store a consumed availability change ({event_id, service_id, status, observed_at}) once; False if it was
+    stored already."""
+    stmt = insert(service_status).values(row).on_conflict_do_nothing().returning(service_status.c.event_id)
+    return (await conn.execute(stmt)).first() is not None
 
 
 async def service_statuses(conn: AsyncConnection, service_id: str) -> list[tuple]:
