@@ -67,9 +67,9 @@ def start(data: Path, port: int) -> str:
     if not (data / "PG_VERSION").exists():
         _chown(data)
         # the builtin C.UTF-8 locale compares text byte by byte: keys and indexes of ids sort twice as fast as
-        # under a libc locale (measured), and do not depend on the machine's locales
-        pgbin.initdb(["--auth=trust", "--encoding=utf8", "--locale-provider=builtin", "--builtin-locale=C.UTF-8",
-                      "-U", "postgres"], pgdata=data, **user)
+        # under a libc locale (measured); the libc settings are C, whatever locales the machine has installed
+        pgbin.initdb(["--auth=trust", "--encoding=utf8", "--locale=C", "--locale-provider=builtin",
+                      "--builtin-locale=C.UTF-8", "-U", "postgres"], pgdata=data, **user)
     if not _listening(port):
         _chown(data)
         pgbin.pg_ctl(["-w", "-t", "60", "-l", str(data / "server.log"),
