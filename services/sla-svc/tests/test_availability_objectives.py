@@ -180,55 +180,22 @@ async def test_burn_rate_alert_fires_and_clears_at_the_exact_instant(sla, kafka_
     assert not any(a["firing"] for a in state["burn_alerts"])
 
 
-async def test_a_status_arriving_late_shows_the_week_before_missed(sla, kafka_producer, kafka_bootstrap):
-    response = await sla.post("/v1/agreements", json={
-        "name": "Weekly", "service_id": f"svc-{uuid.uuid4().hex[:8]}",
-        "effective_from": (NOW - timedelta(days=30)).isoformat(),
-        "targets": [{"metric": "resolution", "priority": 1, "within": "PT4H"}],
-        "objectives": [{"kind": "availability", "target": 99.9, "window": "calendar_week"}]})
-    agreement = response.json()
-    service_id = agreement["service_id"]
-    down_at = NOW - timedelta(days=7)  # the same weekday last week: an hour down, 10 min 4.8 s allowed
-    await publish(kafka_producer, service_id, "up", down_at + timedelta(hours=1))
-    await publish(kafka_producer, service_id, "down", down_at)
+@pytest.mark.parametrize("weeks", [1, 3])
+async def test_a_status_arriving_late_shows_its_week_breached(sla, kafka_producer, kafka_bootstrap, weeks):
+    """The week before, or any closed week: every one from the late status's on is checked again, as a replay of
+    the events in event-time order (rebuild) finds it."""
+    agreement = await weekly_agreement(sla, f"svc-{uuid.uuid4().hex[:8]}")
+    down_at = NOW - timedelta(days=7 * weeks)  # the same weekday: an hour down, 10 min 4.8 s allowed
+    await publish(kafka_producer, agreement["service_id"], "up", down_at + timedelta(hours=1))
+    await publish(kafka_producer, agreement["service_id"], "down", down_at)
 
-    def breaches(records):
-        return [json.loads(r.value) for r in records if dict(r.headers)["ce_type"] == b"itsm.sla.objective_breached"
-                and json.loads(r.value)["agreement_id"] == agreement["id"]]
-
-    [breach] = breaches(await read_topic(kafka_bootstrap, topics.SLA, until=breaches, timeout=20))
-    last_monday = (down_at - timedelta(days=down_at.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
+    breach = await the_breach_of(kafka_bootstrap, agreement)
     # by event time the budget ran out 604.8 s after the outage began, while that week still ran
-    assert breach["reason"] == "impossible" and datetime.fromisoformat(breach["window_start"]) == last_monday
+    assert breach["reason"] == "impossible" and datetime.fromisoformat(breach["window_start"]) == monday_of(down_at)
     exhausted = down_at + timedelta(seconds=604.8)
     assert abs((datetime.fromisoformat(breach["breached_at"]) - exhausted).total_seconds()) <= 1e-5
     state = await objective_state(sla, agreement["id"])
     assert state["downtime_seconds"] == 0 and state["status"] == "ok", "this week is untouched"
-
-
-async def test_a_status_arriving_weeks_late_shows_its_week_missed(sla, kafka_producer, kafka_bootstrap):
-    """Not only the week before: every closed week from the late status's on is checked again, as a replay of
-    the events in event-time order would find it (rebuild)."""
-    response = await sla.post("/v1/agreements", json={
-        "name": "Weekly", "service_id": f"svc-{uuid.uuid4().hex[:8]}",
-        "effective_from": (NOW - timedelta(days=40)).isoformat(),
-        "targets": [{"metric": "resolution", "priority": 1, "within": "PT4H"}],
-        "objectives": [{"kind": "availability", "target": 99.9, "window": "calendar_week"}]})
-    agreement = response.json()
-    service_id = agreement["service_id"]
-    down_at = NOW - timedelta(days=21)  # three weeks ago: an hour down, 10 min 4.8 s allowed
-    await publish(kafka_producer, service_id, "up", down_at + timedelta(hours=1))
-    await publish(kafka_producer, service_id, "down", down_at)
-
-    def breaches(records):
-        return [json.loads(r.value) for r in records if dict(r.headers)["ce_type"] == b"itsm.sla.objective_breached"
-                and json.loads(r.value)["agreement_id"] == agreement["id"]]
-
-    [breach] = breaches(await read_topic(kafka_bootstrap, topics.SLA, until=breaches, timeout=20))
-    monday = (down_at - timedelta(days=down_at.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
-    assert breach["reason"] == "impossible" and datetime.fromisoformat(breach["window_start"]) == monday
-    exhausted = down_at + timedelta(seconds=604.8)
-    assert abs((datetime.fromisoformat(breach["breached_at"]) - exhausted).total_seconds()) <= 1e-5
 
 
 async def test_an_agreement_taking_effect_in_the_past_checks_the_weeks_closed_since(sla, kafka_producer,
@@ -243,19 +210,32 @@ async def test_an_agreement_taking_effect_in_the_past_checks_the_weeks_closed_si
     await publish(kafka_producer, service_id, "degraded", datetime.now(UTC) - timedelta(seconds=2))
     await eventually(lambda: _degraded(sla, probe["id"]))
 
+    breach = await the_breach_of(kafka_bootstrap, await weekly_agreement(sla, service_id))
+    assert breach["reason"] == "impossible" and datetime.fromisoformat(breach["window_start"]) == monday_of(down_at)
+
+
+async def weekly_agreement(sla, service_id: str) -> dict:
+    """99.9 % uptime a calendar week, in force since 40 days ago."""
     response = await sla.post("/v1/agreements", json={
         "name": "Weekly", "service_id": service_id, "effective_from": (NOW - timedelta(days=40)).isoformat(),
         "targets": [{"metric": "resolution", "priority": 1, "within": "PT4H"}],
         "objectives": [{"kind": "availability", "target": 99.9, "window": "calendar_week"}]})
-    agreement = response.json()
+    assert response.status_code == 201, response.text
+    return response.json()
 
+
+async def the_breach_of(kafka_bootstrap: str, agreement: dict) -> dict:
+    """The agreement's one `itsm.sla.objective_breached`, once on the topic."""
     def breaches(records):
         return [json.loads(r.value) for r in records if dict(r.headers)["ce_type"] == b"itsm.sla.objective_breached"
                 and json.loads(r.value)["agreement_id"] == agreement["id"]]
 
     [breach] = breaches(await read_topic(kafka_bootstrap, topics.SLA, until=breaches, timeout=20))
-    monday = (down_at - timedelta(days=down_at.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
-    assert breach["reason"] == "impossible" and datetime.fromisoformat(breach["window_start"]) == monday
+    return breach
+
+
+def monday_of(at: datetime) -> datetime:
+    return (at - timedelta(days=at.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 async def _degraded(sla, agreement_id: str) -> bool:

@@ -34,6 +34,8 @@ async def test_bad_agreements_are_problems(sla):
                  {"name": "x", "service_id": "s",
                   "targets": [{"metric": "resolution", "priority": 1, "within": "P999999999D"}]},
                  {"name": "x", "service_id": "s", "calendar_id": "nope",
+                  "targets": [{"metric": "resolution", "priority": 1, "within": "PT1H"}]},
+                 {"name": "x", "service_id": "s", "effective_from": "0001-01-01T00:00:00Z",
                   "targets": [{"metric": "resolution", "priority": 1, "within": "PT1H"}]}):
         response = await sla.post("/v1/agreements", json=body)
         assert response.status_code == 422, body

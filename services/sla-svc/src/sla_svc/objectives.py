@@ -104,8 +104,12 @@ async def ratio_results(conn, agreement: Agreement, calendar: Calendar, now: dat
         spec = parse_window(objective.window)
         current_window = window_at(spec, calendar.timezone, now)
         windows = _closed_windows(spec, calendar, agreement, current_window[0], since) if settling else []
-        for window in [*windows, current_window]:
-            results.append((objective, await ratio_over(conn, agreement, objective, window, now)))
+        windows.append(current_window)
+        # the tickets of every window at once (a walk back over many windows is one query)
+        clocks = await repository.ratio_tickets(conn, agreement.id, objective.id, windows[0][0], windows[-1][1])
+        for start, end in windows:
+            results.append((objective, ratio_in([c for c in clocks if start <= c.started_at < end], objective,
+                                                (start, end), now)))
     return results
 
 
@@ -130,7 +134,12 @@ def _closed_windows(spec, calendar: Calendar, agreement: Agreement, current_star
 async def ratio_over(conn, agreement: Agreement, objective: RatioObjective, window: tuple[datetime, datetime],
                      now: datetime) -> RatioResult:
     """The ratio objective over the incidents opened in `window`, as known at `now`."""
-    clocks = await repository.ratio_tickets(conn, agreement.id, objective.id, *window)
+    return ratio_in(await repository.ratio_tickets(conn, agreement.id, objective.id, *window), objective, window, now)
+
+
+def ratio_in(clocks: list[Clock], objective: RatioObjective, window: tuple[datetime, datetime],
+             now: datetime) -> RatioResult:
+    """The ratio objective over `window`, from the ticket clocks of the incidents opened in it."""
     tickets = [ticket_of(c) for c in clocks if c.stage != Stage.CANCELLED]
     return ratio(tickets, target_percent=objective.target, window=window, now=now)
 
@@ -292,14 +301,17 @@ class Objectives:
 
     async def on_service_availability_changed(self, envelope: Envelope, data: schemas.ServiceAvailabilityChanged,
                                               uow: UnitOfWork) -> None:
-        await repository.add_service_statuses(uow.conn, [status_row(envelope.id, data)])
+        stored = await repository.add_service_status(uow.conn, status_row(envelope.id, data))
+        # a new status may be late: its windows are checked again, however old (a redelivery has been already);
+        # naive, it is local time, as the driver stores it
+        since = data.observed_at.astimezone(UTC) if stored else None
         now = datetime.now(UTC)
         agreements = sorted((a for a in await repository.agreements_for_service(uow.conn, data.service_id)
                              if a.availability_objectives), key=lambda a: a.id)  # the order compliance locks in
         if agreements:
             inputs = await service_inputs(uow.conn, data.service_id)  # read once for every agreement of the service
             for agreement in agreements:
-                await self.check(uow, agreement, now, inputs, since=data.observed_at)
+                await self.check(uow, agreement, now, inputs, since=since)
 
     async def fire(self, agreement_ids: list[str]) -> None:
         async with self._uow_factory() as uow:

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from .fold import ClockSpec
-from .objectives import InvalidObjective, parse_window
+from .objectives import FIRST_YEAR, LAST_YEAR, InvalidObjective, parse_window
 
 Metric = Literal["response", "resolution"]
 
@@ -102,6 +102,9 @@ class Agreement:
                     raise InvalidAgreement(f"objective {objective.id}: within must be a positive duration")
         if "resolved" in self.pause_on or "closed" in self.pause_on or "new" in self.pause_on:
             raise InvalidAgreement("only in_progress-like statuses such as on_hold can pause a clock")
+        if self.effective_from is not None and not FIRST_YEAR <= self.effective_from.year <= LAST_YEAR:
+            # its windows since then are all checked on creation: years, not millennia
+            raise InvalidAgreement(f"effective_from must fall in the years {FIRST_YEAR} to {LAST_YEAR}")
 
     def covers(self, *, service_id: str, customer_id: str | None, opened_at: datetime | None = None) -> bool:
         """An agreement covers its service, only its customer when it names one, and incidents opened while
