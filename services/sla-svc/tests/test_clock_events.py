@@ -10,8 +10,10 @@ import sqlalchemy as sa
 
 from itsm_events import new_event, schemas, to_kafka, topics
 from itsm_runtime.testing import eventually, read_topic
+from sla_svc.calendars import CalendarStore
 from sla_svc.db.tables import incident_facts
 from sla_svc.handlers import Clocks
+from sla_svc.objectives import Objectives
 from sla_testing import clocks_of, make_agreement
 
 
@@ -264,3 +266,35 @@ async def test_an_incident_reported_weeks_late_settles_its_week_of_a_ratio_objec
     assert breach["kind"] == "resolution_ratio" and breach["actual"] == 0.0
     assert datetime.fromisoformat(breach["window_start"]) == monday
     assert datetime.fromisoformat(breach["breached_at"]) == monday + timedelta(days=7), "when that week ended"
+
+
+async def test_how_far_back_a_late_ticket_needs_its_objectives_checked_survives_a_restart(
+        sla, send, sla_app, kafka_bootstrap, monkeypatch):
+    """The ticket's transaction keeps from when the next check must look back: a service that stops before
+    checking (here its check never runs) leaves it to the next one, in another process after a restart."""
+    now = datetime.now(UTC)
+    agreement = await make_agreement(sla, within="PT4H", effective_from=(now - timedelta(days=40)).isoformat(),
+                                     objectives=[{"kind": "resolution_ratio", "target": 80, "within": "PT1H",
+                                                  "window": "calendar_week"}])
+    live = sla_app.state.runtime.state["objectives"]
+    monkeypatch.setattr(live, "check_soon", lambda agreement_ids: None)  # stops before checking
+    incident_id, opened_at = str(uuid.uuid4()), now - timedelta(days=21)
+    await send(opened(incident_id, agreement["service_id"], opened_at), incident_id)
+    await send(status(incident_id, agreement["service_id"], opened_at + timedelta(hours=2), "new", "resolved"),
+               incident_id)
+    await eventually(lambda: _ticket_completed(sla, incident_id))
+
+    restarted = Objectives(live._uow_factory, CalendarStore())  # noqa: SLF001 - a new process's, no memory
+    await restarted.fire([agreement["id"]])
+
+    def breaches(records):
+        return [json.loads(r.value) for r in records if dict(r.headers)["ce_type"] == b"itsm.sla.objective_breached"
+                and r.key == agreement["id"].encode()]
+
+    [breach] = breaches(await read_topic(kafka_bootstrap, topics.SLA, until=breaches, timeout=30))
+    monday = (opened_at - timedelta(days=opened_at.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
+    assert datetime.fromisoformat(breach["window_start"]) == monday
+
+
+async def _ticket_completed(sla, incident_id: str) -> bool:
+    return any(c["objective_id"] and c["stage"] == "completed" for c in await clocks_of(sla, incident_id))

@@ -78,9 +78,7 @@ def create_app(settings: Settings | None = None, transport: Transport | None = N
     objectives = Objectives(runtime.uow, calendars, checked=compliance.store)
 
     def clocks_changed(changed: list[Clock]) -> None:
-        tickets = [c for c in changed if c.objective_id is not None]  # of ratio objectives
-        objectives.check_soon({c.agreement_id for c in tickets},
-                              since=[(c.agreement_id, c.started_at) for c in tickets])
+        objectives.check_soon({c.agreement_id for c in changed if c.objective_id is not None})  # ratio tickets
         compliance.changed({c.agreement_id for c in changed})
 
     clocks = Clocks(runtime.uow, calendars, concurrency=settings.timer_concurrency,

@@ -12,7 +12,7 @@ statuses and clocks, so on start every agreement is checked once, which sets its
 
 import logging
 import math
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from itsm_events import Envelope, UnitOfWork, schemas
@@ -206,7 +206,6 @@ class Objectives:
         self.calendars = calendars
         self._checked = checked  # called in the unit of work of each check (live compliance stores its state)
         self.scheduler = Scheduler(self.fire, name="sla-objectives", concurrency=2, batch_size=100)
-        self._since: dict[str, datetime] = {}  # agreement id -> the earliest changed ticket not yet checked again
 
     async def start(self, conn) -> int:
         """Check every agreement with objectives at once: that publishes what happened while the service was
@@ -216,12 +215,9 @@ class Objectives:
         self.scheduler.start()
         return len(agreements)
 
-    def check_soon(self, agreement_ids, *, since: Iterable[tuple[str, datetime]] = ()) -> None:
-        """Check these agreements' objectives in a moment (their ratio tickets changed, or on start); `since`:
-        (agreement id, instant) of tickets that changed, whose windows are checked again however old."""
+    def check_soon(self, agreement_ids) -> None:
+        """Check these agreements' objectives in a moment (their ratio tickets changed, or on start)."""
         now = datetime.now(UTC)
-        for agreement_id, at in since:
-            self._since[agreement_id] = min(at, self._since.get(agreement_id, at))
         for agreement_id in agreement_ids:
             self.scheduler.schedule(agreement_id, now, keep_earlier=True)
 
@@ -236,10 +232,14 @@ class Objectives:
         """Publish the breach of any objective that has become impossible; set the next timer after commit.
 
         `inputs` are the service's timeline and maintenance when the caller has already read them; `since`, the
-        instant of a status that arrived late (every window from the one holding it is checked again).
+        instant of a status that arrived late (every window from the one holding it is checked again; so are those
+        of the ratio tickets that changed since the last check, `repository.recheck_from`).
         Returns the instants the agreement must be checked again at."""
         if not agreement.objectives:
             return []
+        if agreement.ratio_objectives:  # tickets that changed late: their windows too, however old
+            changed = await repository.take_recheck(uow.conn, agreement.id)
+            since = min(since, changed) if since is not None and changed is not None else since or changed
         calendar = await self.calendars.current(uow.conn, agreement.calendar_id, now)
         due = []
         if agreement.availability_objectives:
@@ -316,13 +316,8 @@ class Objectives:
     async def fire(self, agreement_ids: list[str]) -> None:
         async with self._uow_factory() as uow:
             now = datetime.now(UTC)
-            since = {agreement_id: self._since.pop(agreement_id, None) for agreement_id in agreement_ids}
-            try:
-                for agreement_id in sorted(agreement_ids):  # the order compliance locks in
-                    agreement = await repository.get_agreement(uow.conn, agreement_id)
-                    if agreement is not None:
-                        await self.check(uow, agreement, now, since=since[agreement_id])
-                await uow.commit()
-            except BaseException:  # checked again when the scheduler retries: from as far back
-                self.check_soon((), since=[(a, at) for a, at in since.items() if at is not None])
-                raise
+            for agreement_id in sorted(agreement_ids):  # the order compliance locks in
+                agreement = await repository.get_agreement(uow.conn, agreement_id)
+                if agreement is not None:
+                    await self.check(uow, agreement, now)
+            await uow.commit()

@@ -15,7 +15,7 @@ from ..domain.clock import Clock
 from ..domain.fold import ClockState, Fact
 from .tables import (
     agreements, burn_alerts, calendars, clocks, incident_facts, maintenance_windows, objective_breaches,
-    reports_published, service_status,
+    objective_rechecks, reports_published, service_status,
 )
 
 
@@ -327,6 +327,26 @@ async def record_objective_breach(conn: AsyncConnection, *, agreement_id: str, o
         agreement_id=agreement_id, objective_id=objective_id, window_start=window_start, breached_at=breached_at,
         reason=reason).on_conflict_do_nothing().returning(objective_breaches.c.objective_id)
     return (await conn.execute(stmt)).first() is not None
+
+
+# in agreement order, as every transaction locks agreements' rows: concurrent timer batches never deadlock
+_RECHECK = ("INSERT INTO objective_rechecks (agreement_id, since) SELECT a, min(s) "
+            "FROM unnest($1::text[], $2::timestamptz[]) AS t(a, s) GROUP BY a ORDER BY a "
+            "ON CONFLICT (agreement_id) DO UPDATE SET since = least(objective_rechecks.since, EXCLUDED.since)")
+
+
+async def recheck_from(conn: AsyncConnection, tickets: list[Clock]) -> None:
+    """Remember, per agreement, the earliest of these ratio tickets that changed: its objectives' next check looks
+    back to that ticket's window."""
+    await execute_columns(conn, _RECHECK, [(c.agreement_id, c.started_at) for c in tickets])
+
+
+async def take_recheck(conn: AsyncConnection, agreement_id: str):
+    """How far back the agreement's objectives must be checked for tickets that changed (None: nothing changed),
+    forgotten if this transaction commits."""
+    stmt = (sa.delete(objective_rechecks).where(objective_rechecks.c.agreement_id == agreement_id)
+            .returning(objective_rechecks.c.since))
+    return (await conn.execute(stmt)).scalar()
 
 
 async def clocks_for_period(conn: AsyncConnection, agreement_id: str, start, end) -> list[Clock]:

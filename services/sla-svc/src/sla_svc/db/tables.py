@@ -104,6 +104,14 @@ objective_breaches = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
 )
 
+# ratio tickets that changed since their agreement's objectives were last checked: how far back the next check looks
+# (written in the ticket's transaction and taken in the check's, so that a crash in between loses nothing)
+objective_rechecks = sa.Table(
+    "objective_rechecks", metadata,
+    sa.Column("agreement_id", sa.Text, sa.ForeignKey("agreements.id"), primary_key=True),
+    sa.Column("since", sa.DateTime(timezone=True), nullable=False),
+)
+
 # service reviews: opened by a breach, one open review per agreement collects further breaches
 reviews = sa.Table(
     "reviews", metadata,
