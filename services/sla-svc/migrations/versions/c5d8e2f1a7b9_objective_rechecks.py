@@ -18,10 +18,11 @@ def upgrade() -> None:
     op.create_table('objective_rechecks',
     sa.Column('agreement_id', sa.Text(), nullable=False),
     sa.Column('since', sa.DateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['agreement_id'], ['agreements.id'], ),
-    sa.PrimaryKeyConstraint('agreement_id')
+    sa.ForeignKeyConstraint(['agreement_id'], ['agreements.id'], )
     )
+    op.create_index(op.f('ix_objective_rechecks_agreement_id'), 'objective_rechecks', ['agreement_id'], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index(op.f('ix_objective_rechecks_agreement_id'), table_name='objective_rechecks')
     op.drop_table('objective_rechecks')

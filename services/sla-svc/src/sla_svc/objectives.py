@@ -12,6 +12,7 @@ statuses and clocks, so on start every agreement is checked once, which sets its
 
 import logging
 import math
+from bisect import bisect_left
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
@@ -105,12 +106,17 @@ async def ratio_results(conn, agreement: Agreement, calendar: Calendar, now: dat
         current_window = window_at(spec, calendar.timezone, now)
         windows = _closed_windows(spec, calendar, agreement, current_window[0], since) if settling else []
         windows.append(current_window)
-        # the tickets of every window at once (a walk back over many windows is one query)
-        clocks = await repository.ratio_tickets(conn, agreement.id, objective.id, windows[0][0], windows[-1][1])
+        # the tickets of every window at once (a walk back over many windows is one query), sorted to split them
+        clocks = sorted(await repository.ratio_tickets(conn, agreement.id, objective.id, windows[0][0],
+                                                       windows[-1][1]), key=_started)
         for start, end in windows:
-            results.append((objective, ratio_in([c for c in clocks if start <= c.started_at < end], objective,
-                                                (start, end), now)))
+            within = clocks[bisect_left(clocks, start, key=_started):bisect_left(clocks, end, key=_started)]
+            results.append((objective, ratio_in(within, objective, (start, end), now)))
     return results
+
+
+def _started(clock: Clock) -> datetime:
+    return clock.started_at
 
 
 def _closed_windows(spec, calendar: Calendar, agreement: Agreement, current_start: datetime,

@@ -329,10 +329,8 @@ async def record_objective_breach(conn: AsyncConnection, *, agreement_id: str, o
     return (await conn.execute(stmt)).first() is not None
 
 
-# in agreement order, as every transaction locks agreements' rows: concurrent timer batches never deadlock
 _RECHECK = ("INSERT INTO objective_rechecks (agreement_id, since) SELECT a, min(s) "
-            "FROM unnest($1::text[], $2::timestamptz[]) AS t(a, s) GROUP BY a ORDER BY a "
-            "ON CONFLICT (agreement_id) DO UPDATE SET since = least(objective_rechecks.since, EXCLUDED.since)")
+            "FROM unnest($1::text[], $2::timestamptz[]) AS t(a, s) GROUP BY a")
 
 
 async def recheck_from(conn: AsyncConnection, tickets: list[Clock]) -> None:
@@ -346,7 +344,7 @@ async def take_recheck(conn: AsyncConnection, agreement_id: str):
     forgotten if this transaction commits."""
     stmt = (sa.delete(objective_rechecks).where(objective_rechecks.c.agreement_id == agreement_id)
             .returning(objective_rechecks.c.since))
-    return (await conn.execute(stmt)).scalar()
+    return min((await conn.execute(stmt)).scalars(), default=None)
 
 
 async def clocks_for_period(conn: AsyncConnection, agreement_id: str, start, end) -> list[Clock]:

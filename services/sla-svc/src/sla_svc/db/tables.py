@@ -105,10 +105,13 @@ objective_breaches = sa.Table(
 )
 
 # ratio tickets that changed since their agreement's objectives were last checked: how far back the next check looks
-# (written in the ticket's transaction and taken in the check's, so that a crash in between loses nothing)
+# (written in the ticket's transaction and taken in the check's, so that a crash in between loses nothing). Rows are
+# only inserted and deleted, without a key: an insert never waits on anyone, and a check's delete sees only committed
+# rows (a transaction still writing one asks for its own check once it commits), so it waits at most on another
+# check of the same agreement.
 objective_rechecks = sa.Table(
     "objective_rechecks", metadata,
-    sa.Column("agreement_id", sa.Text, sa.ForeignKey("agreements.id"), primary_key=True),
+    sa.Column("agreement_id", sa.Text, sa.ForeignKey("agreements.id"), nullable=False, index=True),
     sa.Column("since", sa.DateTime(timezone=True), nullable=False),
 )
 
