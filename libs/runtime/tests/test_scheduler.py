@@ -6,6 +6,15 @@ from datetime import UTC, datetime, timedelta
 from itsm_runtime.scheduler import Scheduler
 
 
+async def run_for(scheduler: Scheduler, seconds: float) -> None:
+    """Run the scheduler's timers for `seconds`, then stop them."""
+    scheduler.start()
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        await scheduler.stop()
+
+
 async def test_fires_at_the_instant_and_reschedule_replaces():
     fired: dict[str, datetime] = {}
 
@@ -63,11 +72,7 @@ async def test_keys_due_together_are_fired_in_batches():
     at = datetime.now(UTC) + timedelta(milliseconds=100)
     for key in range(250):
         scheduler.schedule(key, at)
-    scheduler.start()
-    try:
-        await asyncio.sleep(0.4)
-    finally:
-        await scheduler.stop()
+    await run_for(scheduler, 0.4)
     assert sorted(len(b) for b in batches) == [50, 100, 100]
     assert sorted(k for b in batches for k in b) == list(range(250))
 
@@ -100,11 +105,7 @@ async def test_keys_are_prepared_once_ahead_of_their_instant():
           "c": now + timedelta(milliseconds=800), "far": now + timedelta(hours=1)}
     for key, when in at.items():
         scheduler.schedule(key, when)
-    scheduler.start()
-    try:
-        await asyncio.sleep(1.2)
-    finally:
-        await scheduler.stop()
+    await run_for(scheduler, 1.2)
     assert sorted(key for key, _, _ in prepared) == ["a", "b", "c"]  # each once, "far" not yet
     for key, due, prepared_at in prepared:
         assert due == at[key] and prepared_at < fired[key]
