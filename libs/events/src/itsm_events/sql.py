@@ -5,9 +5,10 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 
-def unnest(types) -> str:
-    """`unnest($1::t1[], $2::t2[], ...)`: the rows `execute_columns` passes, one array per column."""
-    return "unnest(" + ", ".join(f"${n}::{kind}[]" for n, kind in enumerate(types, 1)) + ")"
+def unnest(types, *, first: int = 1) -> str:
+    """`unnest($1::t1[], $2::t2[], ...)`: the rows `execute_columns` passes, one array per column (from parameter
+    `first` on, when parameters before them say something else)."""
+    return "unnest(" + ", ".join(f"${n}::{kind}[]" for n, kind in enumerate(types, first)) + ")"
 
 
 async def driver(conn: AsyncConnection):

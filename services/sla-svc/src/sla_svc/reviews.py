@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
 from itsm_events import UnitOfWork, schemas
-from itsm_events.sql import driver
+from itsm_events.sql import driver, unnest
 from itsm_runtime.errors import Problem
 from itsm_runtime.pagination import keyset_page
 
@@ -18,8 +18,8 @@ from .db.tables import review_breaches, reviews
 
 def _breaches(first: int) -> str:
     """Breaches given as four arrays, from parameter `first` on, as rows b(kind, ref_id, incident_id, breached_at)."""
-    return (f"unnest(${first}::text[], ${first + 1}::text[], ${first + 2}::text[], ${first + 3}::timestamptz[]) "
-            "AS b(kind, ref_id, incident_id, breached_at)")
+    arrays = unnest(["text", "text", "text", "timestamptz"], first=first)
+    return f"{arrays} AS b(kind, ref_id, incident_id, breached_at)"
 
 
 _UNHELD = "NOT EXISTS (SELECT 1 FROM review_breaches k WHERE k.kind = b.kind AND k.ref_id = b.ref_id)"
