@@ -18,7 +18,8 @@ async def test_a_check_takes_the_committed_rechecks_without_waiting_on_a_ticket_
     later = first + timedelta(hours=1)
 
     async def write(conn, since: datetime) -> None:
-        await repository.recheck_from(conn, [SimpleNamespace(agreement_id=agreement["id"], started_at=since)])
+        await repository.recheck_from(conn, [SimpleNamespace(agreement_id=agreement["id"], started_at=since,
+                                                             objective_id="objective-1")])
 
     async with runtime.uow() as uow:
         await write(uow.conn, later)

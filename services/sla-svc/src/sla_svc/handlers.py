@@ -113,7 +113,7 @@ class Clocks:
         clocks = await self.fold(uow.conn, incident_id, facts, agreements, known, now)
         breaches = [b for clock in clocks for b in publish(uow, clock, now)]
         await repository.upsert_clocks(uow.conn, clocks)
-        await repository.recheck_from(uow.conn, [c for c in clocks if c.objective_id is not None])
+        await repository.recheck_from(uow.conn, clocks)
         await record_breaches(uow, breaches)
         return clocks
 
@@ -186,7 +186,7 @@ class Clocks:
             await repository.save_clocks(uow.conn, [repository.saved_columns(c) for c in stale]
                                          + [p.saved for p in ready])
             clocks = stale + [p.clock for p in ready]
-            await repository.recheck_from(uow.conn, [c for c in clocks if c.objective_id is not None])
+            await repository.recheck_from(uow.conn, clocks)
             # last: opening a review makes concurrent batches wait for this commit
             await record_breaches(uow, breaches)
             uow.after_commit(lambda: self.track(clocks))

@@ -333,10 +333,11 @@ _RECHECK = ("INSERT INTO objective_rechecks (agreement_id, since) SELECT a, min(
             "FROM unnest($1::text[], $2::timestamptz[]) AS t(a, s) GROUP BY a")
 
 
-async def recheck_from(conn: AsyncConnection, tickets: list[Clock]) -> None:
-    """Remember, per agreement, the earliest of these ratio tickets that changed: its objectives' next check looks
-    back to that ticket's window."""
-    await execute_columns(conn, _RECHECK, [(c.agreement_id, c.started_at) for c in tickets])
+async def recheck_from(conn: AsyncConnection, changed: list[Clock]) -> None:
+    """Remember, per agreement, the earliest ratio ticket among these changed clocks: its objectives' next check
+    looks back to that ticket's window. Nothing is written when none is a ticket."""
+    await execute_columns(conn, _RECHECK, [(c.agreement_id, c.started_at) for c in changed
+                                           if c.objective_id is not None])
 
 
 async def take_recheck(conn: AsyncConnection, agreement_id: str):
