@@ -45,13 +45,13 @@ async def drain(relay: OutboxRelay) -> int:
     return published
 
 
-async def add_rows(engine, topic: str, keys: list[str]) -> list[str]:
-    """One outbox row per key, in this order; their event ids."""
+async def add_rows(engine, topic: str, keys: list[str], *, padding: int = 0) -> list[str]:
+    """One outbox row per key, in this order (its payload `padding` bytes longer); their event ids."""
     ids = [str(uuid.uuid4()) for _ in keys]
     async with engine.begin() as conn:
         await conn.execute(outbox.insert(), [
             {"event_id": event_id, "event_type": "test.relayed", "topic": topic, "key": key,
-             "headers": {"ce_id": event_id}, "payload": json.dumps({"n": n}).encode()}
+             "headers": {"ce_id": event_id}, "payload": json.dumps({"n": n, "pad": "x" * padding}).encode()}
             for n, (event_id, key) in enumerate(zip(ids, keys, strict=True))])
     return ids
 
@@ -93,3 +93,24 @@ async def test_a_second_relay_of_the_service_publishes_nothing_while_the_first_h
         await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext("outbox:relay-lock"))))
         assert await drain(second) == 0
     assert await drain(first) == 5
+
+
+async def test_records_sent_in_batches_land_where_send_puts_their_key_and_full_batches_keep_the_order(
+        engine, transport, kafka_bootstrap):
+    """Without tracing the relay sends a record batch per partition: a key must land on the partition a record
+    sent alone would (the Java client's murmur2), and a partition whose records fill several batches (512 KiB
+    each) must get them in order."""
+    topic = f"test.relay.{uuid.uuid4().hex[:8]}"
+    await transport.ensure_topics([topic])
+    keys = [f"key-{n % 3}" for n in range(30)]
+    ids = await add_rows(engine, topic, keys, padding=100_000)  # ten rows of 100 kB per key
+    relay = OutboxRelay(engine=engine, outbox=outbox, transport=transport, service="relay-batches")
+
+    assert await drain(relay) == 30
+
+    records = await read_topic(kafka_bootstrap, topic, until=lambda records: len(records) >= 30)
+    for key in set(keys):
+        assert [event_id_of(r) for r in records if r.key == key.encode()] == \
+            [event_id for event_id, k in zip(ids, keys, strict=True) if k == key]
+        alone = await transport._producer.send_and_wait(topic, key=key.encode(), value=b"alone")
+        assert {r.partition for r in records if r.key == key.encode()} == {alone.partition}

@@ -8,7 +8,7 @@ before the record is acknowledged; records with the same key are handled in orde
 import asyncio
 import logging
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,6 +18,8 @@ import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.producer.message_accumulator import BatchBuilder
 from opentelemetry import trace
 from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -28,9 +30,10 @@ from .envelope import Envelope, PoisonMessage, from_kafka, parse_data
 from .outbox import UnitOfWork, Wakeup, claim_inbox, claim_inbox_many, headers_from_row
 from .sql import among
 from .topics import dead_letter_topic
-from .tracing import context_from_headers, producing_in
+from .tracing import context_from_headers, kafka_instrumented, producing_in
 
 log = logging.getLogger("itsm.bus")
+_PARTITIONER = DefaultPartitioner()  # what AIOKafkaProducer.send uses: murmur2 of the key, as the Java client
 tracer = trace.get_tracer("itsm.bus")
 
 
@@ -164,12 +167,36 @@ class KafkaTransport:
                 max(0, highwater - records[-1].offset - 1))
 
     async def send_many(self, messages: list[Message]) -> None:
+        """Send in order and wait for every acknowledgement. Traced (a send span per record, from the aiokafka
+        instrumentation), record by record; otherwise in one record batch per partition, which costs a fifth."""
         assert self._producer is not None, "transport not started"
         futures = []
-        for m in messages:
-            with producing_in(m.headers) as headers:
-                futures.append(await self._producer.send(m.topic, value=m.value, key=m.key, headers=headers))
+        if kafka_instrumented():
+            for m in messages:
+                with producing_in(m.headers) as headers:
+                    futures.append(await self._producer.send(m.topic, value=m.value, key=m.key, headers=headers))
+        else:
+            futures = await self._send_batches(messages)
         await asyncio.gather(*futures)
+
+    async def _send_batches(self, messages: list[Message]) -> list[asyncio.Future]:
+        """Records of one partition go in batches, in order, to the partition `send` would pick for their key."""
+        producer, futures = self._producer, []
+        partitions = {topic: sorted(await producer.partitions_for(topic)) for topic in {m.topic for m in messages}}
+        batches: dict[tuple[str, int], BatchBuilder] = {}
+        for m in messages:
+            target = (m.topic, _PARTITIONER(m.key, partitions[m.topic], partitions[m.topic]))
+            record = {"key": m.key, "value": m.value, "timestamp": None, "headers": list(m.headers.items())}
+            batch = batches.get(target)
+            if batch is not None and batch.append(**record) is not None:
+                continue
+            if batch is not None:  # full: send it, and start the next one
+                futures.append(await producer.send_batch(batch, target[0], partition=target[1]))
+            batch = batches[target] = producer.create_batch()
+            batch.append(**record)  # the first record of a batch always fits
+        for (topic, partition), batch in batches.items():
+            futures.append(await producer.send_batch(batch, topic, partition=partition))
+        return futures
 
     async def caught_up(self, timeout: float) -> bool:
         """Wait until every consumer has processed what its partitions held when this was called."""
@@ -358,9 +385,11 @@ class OutboxRelay:
             ])
             now = datetime.now(UTC)
             await conn.execute(o.update().where(among(o.c.id, [r.id for r in rows])).values(published_at=now))
+        for topic, count in Counter(r.topic for r in rows).items():
+            metrics.EVENTS_PUBLISHED.labels(self.service, topic).inc(count)
+        latency = metrics.PUBLISH_LATENCY.labels(self.service)
         for r in rows:
-            metrics.EVENTS_PUBLISHED.labels(self.service, r.topic).inc()
-            metrics.PUBLISH_LATENCY.labels(self.service).observe(max(0.0, (now - r.created_at).total_seconds()))
+            latency.observe(max(0.0, (now - r.created_at).total_seconds()))
         metrics.OUTBOX_BACKLOG.labels(self.service).set(len(rows) if len(rows) == self.batch_size else 0)
         return len(rows)
 

@@ -34,15 +34,14 @@ def producing_in(headers: dict[str, bytes]) -> Iterator[list[tuple[str, bytes]]]
     """Make the trace context a record was written in current while it is sent.
 
     Yields the headers to send: the aiokafka instrumentation adds a send span and its
-    `traceparent`; without the instrumentation the stored context is injected as is.
+    `traceparent`; without the instrumentation the stored headers, `traceparent` included, go as they are
+    (attaching and injecting the context again would write the same header, at a fifth of a relay's time).
     """
+    if not kafka_instrumented():
+        yield list(headers.items())
+        return
     token = otel_context.attach(context_from_headers(headers))
     try:
-        sent = [(k, v) for k, v in headers.items() if k not in TRACE_HEADERS]
-        if not kafka_instrumented():
-            carrier: dict[str, str] = {}
-            propagate.inject(carrier)
-            sent += [(k, v.encode("latin-1")) for k, v in carrier.items()]
-        yield sent
+        yield [(k, v) for k, v in headers.items() if k not in TRACE_HEADERS]
     finally:
         otel_context.detach(token)

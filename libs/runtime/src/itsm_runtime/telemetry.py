@@ -58,12 +58,14 @@ def configure_tracing(*, service: str, otlp_endpoint: str | None) -> None:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 
+        from opentelemetry.instrumentation.aiokafka import AIOKafkaInstrumentor
+
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint)))
-        # Database spans only when they leave the process: they cost a span per query.
+        # Database and Kafka send spans only when they leave the process: they cost a span per query and
+        # per record. Without them a record still carries the traceparent it was written in, so the logs
+        # of its handling in the consumer carry the trace id of the request that caused it.
         # (asyncpg rather than SQLAlchemy: the SQLAlchemy instrumentation does not support 2.1 yet.)
         AsyncPGInstrumentor().instrument()
+        AIOKafkaInstrumentor().instrument()
     trace.set_tracer_provider(provider)
-    from opentelemetry.instrumentation.aiokafka import AIOKafkaInstrumentor
-
-    AIOKafkaInstrumentor().instrument()
     _configured = True
