@@ -369,14 +369,17 @@ async def service_in_process(database_url: str, kafka: str, *, clocks: int, unti
 
 
 def fire_steps() -> list[tuple[object, str]]:
-    """The steps of the clock timers (handlers.Clocks.prepare ahead of the instant, .fire at it), to time."""
-    from itsm_events import UnitOfWork
+    """The steps of the clock timers (handlers.Clocks.prepare ahead of the instant, .fire at it), and of the relay
+    that publishes what they wrote, to time."""
+    from itsm_events import KafkaTransport, OutboxRelay, UnitOfWork
     from sla_svc import handlers
     from sla_svc.db import repository
 
     return [(repository, "lock_clocks"), (repository, "get_clocks"), (handlers, "record_breaches"),
             (repository, "save_clocks"), (UnitOfWork, "commit"), (handlers.Clocks, "_move_on"),
-            (handlers.Clocks, "fire"), (handlers.Clocks, "prepare")]
+            (handlers.Clocks, "fire"), (handlers.Clocks, "prepare"),
+            (OutboxRelay, "publish_batch", lambda args: "relay: publish_batch"),
+            (KafkaTransport, "send_many", lambda args: "relay: send_many (until acknowledged)")]
 
 
 def print_profile(profiler: cProfile.Profile, path: Path, *, sort: str = "tottime", limit: int = 30) -> None:

@@ -35,6 +35,20 @@ async def transport(kafka_bootstrap):
     await transport.stop()
 
 
+@pytest.fixture
+async def relays(engine, transport):
+    """Relays of the test's outbox, stopped after it (which lets their connections, and the lock, go)."""
+    made = []
+
+    def relay(service: str, **options) -> OutboxRelay:
+        made.append(OutboxRelay(engine=engine, outbox=outbox, transport=transport, service=service, **options))
+        return made[-1]
+
+    yield relay
+    for each in made:
+        await each.stop()
+
+
 async def drain(relay: OutboxRelay) -> int:
     """Publish batches until one is not full, as the relay's loop does; how many rows went out."""
     published = 0
@@ -61,12 +75,12 @@ def event_id_of(record) -> str:
 
 
 async def test_rows_go_out_in_id_order_per_key_and_are_marked_published(
-        engine, transport, kafka_bootstrap):
+        engine, transport, relays, kafka_bootstrap):
     topic = f"test.relay.{uuid.uuid4().hex[:8]}"
     await transport.ensure_topics([topic])
     keys = [f"key-{n % 4}" for n in range(23)]
     ids = await add_rows(engine, topic, keys)
-    relay = OutboxRelay(engine=engine, outbox=outbox, transport=transport, service="relay-test", batch_size=3)
+    relay = relays("relay-test", batch_size=3)
 
     assert await drain(relay) == 23
     assert await drain(relay) == 0  # nothing left unpublished
@@ -82,21 +96,24 @@ async def test_rows_go_out_in_id_order_per_key_and_are_marked_published(
     assert unpublished == 0
 
 
-async def test_a_second_relay_of_the_service_publishes_nothing_while_the_first_holds_the_lock(
-        engine, transport):
+async def test_a_second_relay_of_the_service_publishes_nothing_until_the_first_stops(
+        engine, transport, relays):
     topic = f"test.relay.{uuid.uuid4().hex[:8]}"
     await transport.ensure_topics([topic])
     await add_rows(engine, topic, ["k"] * 5)
-    first = OutboxRelay(engine=engine, outbox=outbox, transport=transport, service="relay-lock", batch_size=2)
-    second = OutboxRelay(engine=engine, outbox=outbox, transport=transport, service="relay-lock", batch_size=2)
-    async with engine.begin() as conn:  # what the first relay holds while it publishes a batch
-        await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext("outbox:relay-lock"))))
-        assert await drain(second) == 0
-    assert await drain(first) == 5
+    first, second = relays("relay-lock", batch_size=2), relays("relay-lock", batch_size=2)
+    assert await drain(first) == 5  # the first takes the lock, and keeps it
+    await add_rows(engine, topic, ["k"] * 3)
+    assert await drain(second) == 0
+    assert await drain(first) == 3
+
+    await first.stop()  # its connection closes, and the lock goes with it: the second takes over
+    await add_rows(engine, topic, ["k"] * 2)
+    assert await drain(second) == 2
 
 
 async def test_records_sent_in_batches_land_where_send_puts_their_key_and_full_batches_keep_the_order(
-        engine, transport, kafka_bootstrap):
+        engine, transport, relays, kafka_bootstrap):
     """Without tracing the relay sends a record batch per partition: a key must land on the partition a record
     sent alone would (the Java client's murmur2), and a partition whose records fill several batches (512 KiB
     each) must get them in order."""
@@ -104,7 +121,7 @@ async def test_records_sent_in_batches_land_where_send_puts_their_key_and_full_b
     await transport.ensure_topics([topic])
     keys = [f"key-{n % 3}" for n in range(30)]
     ids = await add_rows(engine, topic, keys, padding=100_000)  # ten rows of 100 kB per key
-    relay = OutboxRelay(engine=engine, outbox=outbox, transport=transport, service="relay-batches")
+    relay = relays("relay-batches")
 
     assert await drain(relay) == 30
 
@@ -114,3 +131,23 @@ async def test_records_sent_in_batches_land_where_send_puts_their_key_and_full_b
             [event_id for event_id, k in zip(ids, keys, strict=True) if k == key]
         alone = await transport._producer.send_and_wait(topic, key=key.encode(), value=b"alone")
         assert {r.partition for r in records if r.key == key.encode()} == {alone.partition}
+
+
+async def test_a_relay_whose_connection_is_lost_takes_the_lock_again_and_goes_on(
+        engine, transport, relays, kafka_bootstrap):
+    topic = f"test.relay.{uuid.uuid4().hex[:8]}"
+    await transport.ensure_topics([topic])
+    relay = relays("relay-lost", sweep_seconds=0.1)
+    relay.start()
+    first = await add_rows(engine, topic, ["k"])
+    await read_topic(kafka_bootstrap, topic, until=lambda records: len(records) >= 1)
+
+    async with engine.connect() as conn:  # e.g. PostgreSQL restarted, or the connection dropped
+        ended = (await conn.execute(sa.text(
+            "SELECT pg_terminate_backend(l.pid) FROM pg_locks l "
+            "WHERE l.locktype = 'advisory' AND l.objid = hashtext('outbox:relay-lost')::oid"))).scalars().all()
+    assert ended == [True]
+    second = await add_rows(engine, topic, ["k", "k"])
+
+    records = await read_topic(kafka_bootstrap, topic, until=lambda records: len(records) >= 3)
+    assert [event_id_of(r) for r in records] == first + second

@@ -6,6 +6,7 @@ before the record is acknowledged; records with the same key are handled in orde
 """
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections import Counter, defaultdict
@@ -23,7 +24,7 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 from opentelemetry import trace
 from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from . import metrics
 from .envelope import Envelope, PoisonMessage, from_kafka, parse_data
@@ -327,7 +328,13 @@ class InProcessTransport:
 
 @dataclass
 class OutboxRelay:
-    """Publishes outbox rows in commit order; woken on commit, sweeps for orphans anyway."""
+    """Publishes outbox rows in commit order; woken on commit, sweeps for orphans anyway.
+
+    One relay per service publishes (replicas included), so that rows go out in id order: the one whose
+    connection holds the service's advisory lock. It keeps that connection, and the lock, for as long as it
+    runs; the others try again at every sweep and take over once its connection closes. A batch is then two
+    statements without a transaction (read, then mark published), instead of five round trips.
+    """
 
     engine: AsyncEngine
     outbox: sa.Table
@@ -337,6 +344,8 @@ class OutboxRelay:
     batch_size: int = 500
     sweep_seconds: float = 1.0
     _task: asyncio.Task | None = None
+    _conn: AsyncConnection | None = None  # in autocommit mode
+    _holds_lock: bool = False
 
     def start(self) -> None:
         self.transport.relay_started(self.service)
@@ -346,6 +355,7 @@ class OutboxRelay:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        await self._let_go()
 
     async def _run(self) -> None:
         while True:
@@ -357,34 +367,48 @@ class OutboxRelay:
                 raise
             except Exception:
                 log.exception("%s outbox relay failed; retrying", self.service)
+                await self._let_go()  # the connection may be broken: take the lock again on a new one
                 await asyncio.sleep(1)
             await self.wakeup.wait(self.sweep_seconds)
+
+    async def _publisher(self) -> AsyncConnection | None:
+        """This relay's connection if it holds the service's lock (taking it if it is free), else None."""
+        if self._conn is None:
+            conn = await self.engine.connect()
+            self._conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        if not self._holds_lock:
+            self._holds_lock = (await self._conn.execute(
+                sa.select(sa.func.pg_try_advisory_lock(sa.func.hashtext(f"outbox:{self.service}")))
+            )).scalar()
+        return self._conn if self._holds_lock else None
+
+    async def _let_go(self) -> None:
+        """Close the connection: PostgreSQL releases the lock with it."""
+        conn, self._conn, self._holds_lock = self._conn, None, False
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.invalidate()  # not back to the pool: the lock would stay with it
 
     async def publish_batch(self) -> int:
         """Publish up to batch_size unpublished rows; return how many were published."""
         o = self.outbox
-        async with self.engine.connect() as conn, conn.begin():
-            # The advisory lock keeps one relay per service (replicas included) so that
-            # rows are published in commit order.
-            locked = (await conn.execute(
-                sa.select(sa.func.pg_try_advisory_xact_lock(sa.func.hashtext(f"outbox:{self.service}")))
-            )).scalar()
-            if not locked:
-                return 0
-            rows = (await conn.execute(
-                sa.select(o.c.id, o.c.topic, o.c.key, o.c.headers, o.c.payload, o.c.traceparent, o.c.created_at)
-                .where(o.c.published_at.is_(None)).order_by(o.c.id).limit(self.batch_size)
-            )).all()
-            if not rows:
-                metrics.OUTBOX_BACKLOG.labels(self.service).set(0)
-                return 0
-            await self.transport.send_many([
-                Message(topic=r.topic, key=r.key.encode() if r.key else None,
-                        headers=headers_from_row(r), value=r.payload)
-                for r in rows
-            ])
-            now = datetime.now(UTC)
-            await conn.execute(o.update().where(among(o.c.id, [r.id for r in rows])).values(published_at=now))
+        conn = await self._publisher()
+        if conn is None:
+            return 0
+        rows = (await conn.execute(
+            sa.select(o.c.id, o.c.topic, o.c.key, o.c.headers, o.c.payload, o.c.traceparent, o.c.created_at)
+            .where(o.c.published_at.is_(None)).order_by(o.c.id).limit(self.batch_size)
+        )).all()
+        if not rows:
+            metrics.OUTBOX_BACKLOG.labels(self.service).set(0)
+            return 0
+        await self.transport.send_many([
+            Message(topic=r.topic, key=r.key.encode() if r.key else None,
+                    headers=headers_from_row(r), value=r.payload)
+            for r in rows
+        ])
+        now = datetime.now(UTC)
+        await conn.execute(o.update().where(among(o.c.id, [r.id for r in rows])).values(published_at=now))
         for topic, count in Counter(r.topic for r in rows).items():
             metrics.EVENTS_PUBLISHED.labels(self.service, topic).inc(count)
         latency = metrics.PUBLISH_LATENCY.labels(self.service)
