@@ -145,7 +145,8 @@ async def test_a_relay_whose_connection_is_lost_takes_the_lock_again_and_goes_on
     async with engine.connect() as conn:  # e.g. PostgreSQL restarted, or the connection dropped
         ended = (await conn.execute(sa.text(
             "SELECT pg_terminate_backend(l.pid) FROM pg_locks l "
-            "WHERE l.locktype = 'advisory' AND l.objid = hashtext('outbox:relay-lost')::oid"))).scalars().all()
+            "WHERE l.locktype = 'advisory' AND l.objid = hashtext('outbox:' || current_schema())::oid"
+        ))).scalars().all()
     assert ended == [True]
     second = await add_rows(engine, topic, ["k", "k"])
 

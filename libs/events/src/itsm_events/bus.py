@@ -326,14 +326,18 @@ class InProcessTransport:
 # Relay ---------------------------------------------------------------------------------
 
 
+# The lock of the outbox table in the connection's schema (the service's own: tests run several of a service).
+_TAKE_RELAY_LOCK = sa.text("SELECT pg_try_advisory_lock(hashtext('outbox:' || current_schema()))")
+
+
 @dataclass
 class OutboxRelay:
     """Publishes outbox rows in commit order; woken on commit, sweeps for orphans anyway.
 
-    One relay per service publishes (replicas included), so that rows go out in id order: the one whose
-    connection holds the service's advisory lock. It keeps that connection, and the lock, for as long as it
-    runs; the others try again at every sweep and take over once its connection closes. A batch is then two
-    statements without a transaction (read, then mark published), instead of five round trips.
+    One relay per outbox publishes (replicas included), so that rows go out in id order: the one whose
+    connection holds the advisory lock of the service's outbox. It keeps that connection, and the lock, for
+    as long as it runs; the others try again at every sweep and take over once its connection closes. A
+    batch is then two statements without a transaction (read, then mark published), not five round trips.
     """
 
     engine: AsyncEngine
@@ -377,9 +381,7 @@ class OutboxRelay:
             conn = await self.engine.connect()
             self._conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
         if not self._holds_lock:
-            self._holds_lock = (await self._conn.execute(
-                sa.select(sa.func.pg_try_advisory_lock(sa.func.hashtext(f"outbox:{self.service}")))
-            )).scalar()
+            self._holds_lock = (await self._conn.execute(_TAKE_RELAY_LOCK)).scalar()
         return self._conn if self._holds_lock else None
 
     async def _let_go(self) -> None:

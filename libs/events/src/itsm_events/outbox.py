@@ -6,6 +6,7 @@ in the same transaction as a consumer's effects, so a redelivered event is skipp
 """
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Callable
 from datetime import datetime
@@ -187,8 +188,7 @@ class Wakeup:
         self._event.set()
 
     async def wait(self, timeout: float) -> None:
-        try:
-            await asyncio.wait_for(self._event.wait(), timeout)
-        except TimeoutError:
-            pass
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):  # unlike wait_for, never swallows a cancellation of the waiter
+                await self._event.wait()
         self._event.clear()
