@@ -378,8 +378,8 @@ def fire_steps() -> list[tuple[object, str]]:
     return [(repository, "lock_clocks"), (repository, "get_clocks"), (handlers, "record_breaches"),
             (repository, "save_clocks"), (UnitOfWork, "commit"), (handlers.Clocks, "_move_on"),
             (handlers.Clocks, "fire"), (handlers.Clocks, "prepare"),
-            (OutboxRelay, "publish_batch", lambda args: "relay: publish_batch"),
-            (KafkaTransport, "send_many", lambda args: "relay: send_many (until acknowledged)")]
+            (OutboxRelay, "publish", lambda args: "relay: publish"),
+            (KafkaTransport, "hand_over", lambda args: "relay: hand_over (records queued)")]
 
 
 def print_profile(profiler: cProfile.Profile, path: Path, *, sort: str = "tottime", limit: int = 30) -> None:

@@ -1,5 +1,5 @@
 """The outbox relay on real PostgreSQL and Kafka: every row published and marked, in id order per key, batch
-after batch; one relay per service."""
+after batch (the next handed over while the one before is acknowledged); one relay per outbox."""
 
 import json
 import uuid
@@ -49,16 +49,6 @@ async def relays(engine, transport):
         await each.stop()
 
 
-async def drain(relay: OutboxRelay) -> int:
-    """Publish batches until one is not full, as the relay's loop does; how many rows went out."""
-    published = 0
-    while (batch := await relay.publish_batch()) > 0:
-        published += batch
-        if batch < relay.batch_size:
-            break
-    return published
-
-
 async def add_rows(engine, topic: str, keys: list[str], *, padding: int = 0) -> list[str]:
     """One outbox row per key, in this order (its payload `padding` bytes longer); their event ids."""
     ids = [str(uuid.uuid4()) for _ in keys]
@@ -82,8 +72,8 @@ async def test_rows_go_out_in_id_order_per_key_and_are_marked_published(
     ids = await add_rows(engine, topic, keys)
     relay = relays("relay-test", batch_size=3)
 
-    assert await drain(relay) == 23
-    assert await drain(relay) == 0  # nothing left unpublished
+    assert await relay.publish() == 23
+    assert await relay.publish() == 0  # nothing left unpublished
 
     records = await read_topic(kafka_bootstrap, topic, until=lambda records: len(records) >= 23)
     assert sorted(event_id_of(r) for r in records) == sorted(ids)
@@ -102,14 +92,14 @@ async def test_a_second_relay_of_the_service_publishes_nothing_until_the_first_s
     await transport.ensure_topics([topic])
     await add_rows(engine, topic, ["k"] * 5)
     first, second = relays("relay-lock", batch_size=2), relays("relay-lock", batch_size=2)
-    assert await drain(first) == 5  # the first takes the lock, and keeps it
+    assert await first.publish() == 5  # the first takes the lock, and keeps it
     await add_rows(engine, topic, ["k"] * 3)
-    assert await drain(second) == 0
-    assert await drain(first) == 3
+    assert await second.publish() == 0
+    assert await first.publish() == 3
 
     await first.stop()  # its connection closes, and the lock goes with it: the second takes over
     await add_rows(engine, topic, ["k"] * 2)
-    assert await drain(second) == 2
+    assert await second.publish() == 2
 
 
 async def test_records_sent_in_batches_land_where_send_puts_their_key_and_full_batches_keep_the_order(
@@ -123,7 +113,7 @@ async def test_records_sent_in_batches_land_where_send_puts_their_key_and_full_b
     ids = await add_rows(engine, topic, keys, padding=100_000)  # ten rows of 100 kB per key
     relay = relays("relay-batches")
 
-    assert await drain(relay) == 30
+    assert await relay.publish() == 30
 
     records = await read_topic(kafka_bootstrap, topic, until=lambda records: len(records) >= 30)
     for key in set(keys):

@@ -57,6 +57,7 @@ class Transport(Protocol):
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
     async def send_many(self, messages: list[Message]) -> None: ...
+    async def hand_over(self, messages: list[Message]) -> Awaitable: ...
     def subscribe(self, topics: Iterable[str], group: str, dispatch: DispatchFn) -> None: ...
     async def healthy(self) -> bool: ...
     async def caught_up(self, timeout: float) -> bool: ...
@@ -168,7 +169,12 @@ class KafkaTransport:
                 max(0, highwater - records[-1].offset - 1))
 
     async def send_many(self, messages: list[Message]) -> None:
-        """Send in order and wait for every acknowledgement. Traced (a send span per record, from the aiokafka
+        """Send in order and wait for every acknowledgement."""
+        await (await self.hand_over(messages))
+
+    async def hand_over(self, messages: list[Message]) -> Awaitable:
+        """Queue the records in order (what is handed over later goes after them); the awaitable completes once
+        the broker has acknowledged them all. Traced (a send span per record, from the aiokafka
         instrumentation), record by record; otherwise in one record batch per partition, which costs a fifth."""
         assert self._producer is not None, "transport not started"
         futures = []
@@ -178,7 +184,7 @@ class KafkaTransport:
                     futures.append(await self._producer.send(m.topic, value=m.value, key=m.key, headers=headers))
         else:
             futures = await self._send_batches(messages)
-        await asyncio.gather(*futures)
+        return asyncio.gather(*futures)
 
     async def _send_batches(self, messages: list[Message]) -> list[asyncio.Future]:
         """Records of one partition go in batches, in order, to the partition `send` would pick for their key."""
@@ -286,6 +292,11 @@ class InProcessTransport:
     async def stop(self) -> None:
         self._open.clear()
 
+    async def hand_over(self, messages: list[Message]) -> Awaitable:
+        """Delivered to every group before it returns: nothing left to wait for."""
+        await self.send_many(messages)
+        return asyncio.sleep(0)
+
     async def send_many(self, messages: list[Message]) -> None:
         await self._open.wait()
         for message in messages:
@@ -364,8 +375,7 @@ class OutboxRelay:
     async def _run(self) -> None:
         while True:
             try:
-                while await self.publish_batch() == self.batch_size:
-                    pass
+                await self.publish()
                 self.transport.relay_drained(self.service)
             except asyncio.CancelledError:
                 raise
@@ -391,33 +401,56 @@ class OutboxRelay:
             with contextlib.suppress(Exception):
                 await conn.invalidate()  # not back to the pool: the lock would stay with it
 
-    async def publish_batch(self) -> int:
-        """Publish up to batch_size unpublished rows; return how many were published."""
-        o = self.outbox
+    async def publish(self) -> int:
+        """Publish the unpublished rows in id order, batch after batch, until a batch is not full; how many.
+
+        A batch is handed to the transport, and the next one read and handed over, while the broker acknowledges
+        it; it is marked published once acknowledged. (Rows committed late with a lower id go in the next call.)"""
         conn = await self._publisher()
         if conn is None:
             return 0
-        rows = (await conn.execute(
-            sa.select(o.c.id, o.c.topic, o.c.key, o.c.headers, o.c.payload, o.c.traceparent, o.c.created_at)
-            .where(o.c.published_at.is_(None)).order_by(o.c.id).limit(self.batch_size)
-        )).all()
-        if not rows:
-            metrics.OUTBOX_BACKLOG.labels(self.service).set(0)
-            return 0
-        await self.transport.send_many([
-            Message(topic=r.topic, key=r.key.encode() if r.key else None,
-                    headers=headers_from_row(r), value=r.payload)
-            for r in rows
-        ])
+        published, after, in_flight = 0, 0, None
+        try:
+            while True:
+                rows = (await conn.execute(self._unpublished.where(self.outbox.c.id > after))).all()
+                sending = (rows, await self.transport.hand_over([_message(r) for r in rows])) if rows else None
+                if in_flight is not None:
+                    published += await self._mark_published(conn, *in_flight)
+                in_flight = sending
+                if len(rows) < self.batch_size:
+                    break
+                after = rows[-1].id
+            if in_flight is not None:
+                published += await self._mark_published(conn, *in_flight)
+                in_flight = None
+        finally:
+            if in_flight is not None:  # failed before it was marked: published again by the next call
+                asyncio.ensure_future(in_flight[1]).add_done_callback(lambda done: done.cancelled() or done.exception())
+        metrics.OUTBOX_BACKLOG.labels(self.service).set(0)
+        return published
+
+    @property
+    def _unpublished(self) -> sa.Select:
+        o = self.outbox
+        return (sa.select(o.c.id, o.c.topic, o.c.key, o.c.headers, o.c.payload, o.c.traceparent, o.c.created_at)
+                .where(o.c.published_at.is_(None)).order_by(o.c.id).limit(self.batch_size))
+
+    async def _mark_published(self, conn: AsyncConnection, rows: list, acknowledged: Awaitable) -> int:
+        await acknowledged
         now = datetime.now(UTC)
-        await conn.execute(o.update().where(among(o.c.id, [r.id for r in rows])).values(published_at=now))
+        await conn.execute(self.outbox.update().where(among(self.outbox.c.id, [r.id for r in rows]))
+                           .values(published_at=now))
         for topic, count in Counter(r.topic for r in rows).items():
             metrics.EVENTS_PUBLISHED.labels(self.service, topic).inc(count)
         latency = metrics.PUBLISH_LATENCY.labels(self.service)
         for r in rows:
             latency.observe(max(0.0, (now - r.created_at).total_seconds()))
-        metrics.OUTBOX_BACKLOG.labels(self.service).set(len(rows) if len(rows) == self.batch_size else 0)
         return len(rows)
+
+
+def _message(row) -> Message:
+    return Message(topic=row.topic, key=row.key.encode() if row.key else None, headers=headers_from_row(row),
+                   value=row.payload)
 
 
 # Consuming -----------------------------------------------------------------------------
