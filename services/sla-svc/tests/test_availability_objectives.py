@@ -198,6 +198,30 @@ async def test_a_status_arriving_late_shows_its_week_breached(sla, kafka_produce
     assert state["downtime_seconds"] == 0 and state["status"] == "ok", "this week is untouched"
 
 
+async def test_a_status_arriving_late_shows_an_old_rolling_window_breached(sla, kafka_producer, kafka_bootstrap):
+    """A rolling window is checked again at each instant a replay checks it at, from the late status on: the
+    status changes, and when the budget runs out while the service is down."""
+    response = await sla.post("/v1/agreements", json={
+        "name": "Rolling", "service_id": f"svc-{uuid.uuid4().hex[:8]}",
+        "effective_from": (NOW - timedelta(days=40)).isoformat(),
+        "targets": [{"metric": "resolution", "priority": 1, "within": "PT4H"}],
+        "objectives": [{"kind": "availability", "target": 99.9, "window": "P7D"}]})
+    assert response.status_code == 201, response.text
+    agreement = response.json()
+    down_at = NOW - timedelta(days=21)  # an hour down, 604.8 s allowed in any 7 days: long out of today's window
+    await publish(kafka_producer, agreement["service_id"], "up", down_at + timedelta(hours=1))
+    await publish(kafka_producer, agreement["service_id"], "down", down_at)
+
+    breach = await the_breach_of(kafka_bootstrap, agreement)
+    exhausted = down_at + timedelta(seconds=604.8)
+    assert breach["reason"] == "missed"
+    assert abs((datetime.fromisoformat(breach["breached_at"]) - exhausted).total_seconds()) <= 1e-5
+    assert datetime.fromisoformat(breach["window_end"]) - datetime.fromisoformat(breach["window_start"]) \
+        == timedelta(days=7)
+    state = await objective_state(sla, agreement["id"])
+    assert state["downtime_seconds"] == 0 and state["status"] == "ok", "today's 7 days are untouched"
+
+
 async def test_an_agreement_taking_effect_in_the_past_checks_the_weeks_closed_since(sla, kafka_producer,
                                                                                    kafka_bootstrap):
     """Statuses stored before the agreement exists count for every window since it took effect, as a replay

@@ -72,6 +72,34 @@ def settled(agreement: Agreement, calendar: Calendar, timeline: StatusTimeline, 
     return results
 
 
+def rolling_rechecked(agreement: Agreement, calendar: Calendar, timeline: StatusTimeline, maintenance: list,
+                      now: datetime, *,
+                      since: datetime | None) -> list[tuple[AvailabilityObjective, AvailabilityResult]]:
+    """The breaches of rolling availability objectives found by checking them at each instant from `since` (a late
+    status's) to `now` that the live service checks them at, as a replay does: every status change, and when the
+    budget runs out if the service stays down. A rolling window ends at every instant: a late status can show one
+    long gone breached. The first breach of each window it is counted once for."""
+    rolling = [(o, spec) for o in agreement.availability_objectives
+               if (spec := parse_window(o.window)).kind == "rolling"]
+    if since is None or not rolling:
+        return []
+    at = max(since, agreement.effective_from or since)
+    changes = timeline.changes_between(at - timedelta(microseconds=1), now)
+    found: dict[tuple, tuple[AvailabilityObjective, AvailabilityResult]] = {}
+    while at < now:
+        results = [(o, _over(o, window_at(spec, calendar.timezone, at), calendar, timeline, maintenance, at,
+                             rolling=True)) for o, spec in rolling]
+        for objective, result in results:
+            if result.status == "breached" and result.breached_at is not None:
+                found.setdefault((objective.id, _breach_window_start(objective, result)), (objective, result))
+        later = [t for t in (*changes, *(r.exhausted_at_if_down_continues for _, r in results))
+                 if t is not None and at < t < now]
+        if not later:
+            break
+        at = min(later)
+    return list(found.values())
+
+
 def next_changes(agreement: Agreement, calendar: Calendar, timeline: StatusTimeline, maintenance: list, results,
                  now: datetime) -> list[datetime]:
     """When each objective's budget runs out if the service stays down, and when a burn alert may change."""
@@ -251,8 +279,9 @@ class Objectives:
         if agreement.availability_objectives:
             timeline, maintenance = inputs or await service_inputs(uow.conn, agreement.service_id)
             results = evaluate(agreement, calendar, timeline, maintenance, now)
-            for objective, result in results + settled(agreement, calendar, timeline, maintenance, now,
-                                                       since=since):
+            for objective, result in (rolling_rechecked(agreement, calendar, timeline, maintenance, now, since=since)
+                                      + results + settled(agreement, calendar, timeline, maintenance, now,
+                                                          since=since)):
                 if result.status == "breached" and result.breached_at is not None:
                     await self._breached(uow, agreement, objective, result, _breach_window_start(objective, result),
                                          reason=_reason(objective, result))
