@@ -142,3 +142,5 @@ async def test_a_relay_whose_connection_is_lost_takes_the_lock_again_and_goes_on
 
     records = await read_topic(kafka_bootstrap, topic, until=lambda records: len(records) >= 3)
     assert [event_id_of(r) for r in records] == first + second
+    await relay.stop()
+    assert engine.sync_engine.pool.checkedout() == 0, "the lost connection gave its place in the pool back"

@@ -399,7 +399,7 @@ class OutboxRelay:
         conn, self._conn, self._holds_lock = self._conn, None, False
         if conn is not None:
             with contextlib.suppress(Exception):
-                await conn.invalidate()  # not back to the pool: the lock would stay with it
+                await conn.invalidate()  # closed, and its place in the pool given back: not reused with the lock
 
     async def publish(self) -> int:
         """Publish the unpublished rows in id order, batch after batch, until a batch is not full; how many.
@@ -409,23 +409,22 @@ class OutboxRelay:
         conn = await self._publisher()
         if conn is None:
             return 0
-        published, after, in_flight = 0, 0, None
+        published, after, in_flight = 0, 0, []
         try:
             while True:
                 rows = (await conn.execute(self._unpublished.where(self.outbox.c.id > after))).all()
-                sending = (rows, await self.transport.hand_over([_message(r) for r in rows])) if rows else None
-                if in_flight is not None:
-                    published += await self._mark_published(conn, *in_flight)
-                in_flight = sending
-                if len(rows) < self.batch_size:
+                if rows:
+                    in_flight.append((rows, await self.transport.hand_over([_message(r) for r in rows])))
+                full = len(rows) == self.batch_size
+                while len(in_flight) > (1 if full else 0):  # all but the batch just handed over; at the end, all
+                    published += await self._mark_published(conn, *in_flight[0])
+                    in_flight.pop(0)
+                if not full:
                     break
                 after = rows[-1].id
-            if in_flight is not None:
-                published += await self._mark_published(conn, *in_flight)
-                in_flight = None
         finally:
-            if in_flight is not None:  # failed before it was marked: published again by the next call
-                asyncio.ensure_future(in_flight[1]).add_done_callback(lambda done: done.cancelled() or done.exception())
+            for _, acknowledged in in_flight:  # failed before it was marked: published again by the next call
+                asyncio.ensure_future(acknowledged).add_done_callback(lambda done: done.cancelled() or done.exception())
         metrics.OUTBOX_BACKLOG.labels(self.service).set(0)
         return published
 
