@@ -6,7 +6,6 @@ before the record is acknowledged; records with the same key are handled in orde
 """
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections import Counter, defaultdict
@@ -18,7 +17,7 @@ from typing import Protocol
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import MessageSizeTooLargeError, TopicAlreadyExistsError
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 from opentelemetry import trace
@@ -200,7 +199,8 @@ class KafkaTransport:
             if batch is not None:  # full: send it, and start the next one
                 futures.append(await producer.send_batch(batch, target[0], partition=target[1]))
             batch = batches[target] = producer.create_batch()
-            batch.append(**record)  # the first record of a batch always fits
+            if batch.append(**record) is None:
+                raise MessageSizeTooLargeError(f"a record of {len(m.value)} bytes does not fit in a batch")
         for (topic, partition), batch in batches.items():
             futures.append(await producer.send_batch(batch, topic, partition=partition))
         return futures
@@ -337,18 +337,18 @@ class InProcessTransport:
 # Relay ---------------------------------------------------------------------------------
 
 
-# The lock of the outbox table in the connection's schema (the service's own: tests run several of a service).
-_TAKE_RELAY_LOCK = sa.text("SELECT pg_try_advisory_lock(hashtext('outbox:' || current_schema()))")
+# The lock of the outbox table in the connection's schema (the service's own: tests run several of a service),
+# held by the transaction of one turn of publishing.
+_TAKE_RELAY_LOCK = sa.text("SELECT pg_try_advisory_xact_lock(hashtext('outbox:' || current_schema()))")
 
 
 @dataclass
 class OutboxRelay:
     """Publishes outbox rows in commit order; woken on commit, sweeps for orphans anyway.
 
-    One relay per outbox publishes (replicas included), so that rows go out in id order: the one whose
-    connection holds the advisory lock of the service's outbox. It keeps that connection, and the lock, for
-    as long as it runs; the others try again at every sweep and take over once its connection closes. A
-    batch is then two statements without a transaction (read, then mark published), not five round trips.
+    One relay per outbox publishes at a time (replicas included), so that rows go out in id order: a turn of
+    publishing is one transaction holding the outbox's advisory lock. A relay that finds it taken skips its
+    turn: the one publishing goes on to the rows committed meanwhile.
     """
 
     engine: AsyncEngine
@@ -357,10 +357,9 @@ class OutboxRelay:
     service: str
     wakeup: Wakeup = field(default_factory=Wakeup)
     batch_size: int = 500
+    batches_per_turn: int = 20  # then the transaction commits, and the lock is free a moment
     sweep_seconds: float = 1.0
     _task: asyncio.Task | None = None
-    _conn: AsyncConnection | None = None  # in autocommit mode
-    _holds_lock: bool = False
 
     def start(self) -> None:
         self.transport.relay_started(self.service)
@@ -370,62 +369,48 @@ class OutboxRelay:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        await self._let_go()
 
     async def _run(self) -> None:
         while True:
             try:
-                await self.publish()
+                while await self.publish() == self.batch_size * self.batches_per_turn:
+                    pass
                 self.transport.relay_drained(self.service)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("%s outbox relay failed; retrying", self.service)
-                await self._let_go()  # the connection may be broken: take the lock again on a new one
                 await asyncio.sleep(1)
             await self.wakeup.wait(self.sweep_seconds)
 
-    async def _publisher(self) -> AsyncConnection | None:
-        """This relay's connection if it holds the service's lock (taking it if it is free), else None."""
-        if self._conn is None:
-            conn = await self.engine.connect()
-            self._conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        if not self._holds_lock:
-            self._holds_lock = (await self._conn.execute(_TAKE_RELAY_LOCK)).scalar()
-        return self._conn if self._holds_lock else None
-
-    async def _let_go(self) -> None:
-        """Close the connection: PostgreSQL releases the lock with it."""
-        conn, self._conn, self._holds_lock = self._conn, None, False
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                await conn.invalidate()  # closed, and its place in the pool given back: not reused with the lock
-
     async def publish(self) -> int:
-        """Publish the unpublished rows in id order, batch after batch, until a batch is not full; how many.
+        """One turn: publish the unpublished rows in id order, batch after batch, until a batch is not full or
+        `batches_per_turn` are out; how many (none if another relay of the outbox is publishing).
 
         A batch is handed to the transport, and the next one read and handed over, while the broker acknowledges
-        it; it is marked published once acknowledged. (Rows committed late with a lower id go in the next call.)"""
-        conn = await self._publisher()
-        if conn is None:
-            return 0
+        it; it is marked published once acknowledged, and for all to see when the turn commits. (Rows committed
+        late with a lower id go in the next turn.)"""
         published, after, in_flight = 0, 0, []
-        try:
-            while True:
-                rows = (await conn.execute(self._unpublished.where(self.outbox.c.id > after))).all()
-                if rows:
-                    in_flight.append((rows, await self.transport.hand_over([_message(r) for r in rows])))
-                full = len(rows) == self.batch_size
-                while len(in_flight) > (1 if full else 0):  # all but the batch just handed over; at the end, all
-                    published += await self._mark_published(conn, *in_flight[0])
-                    in_flight.pop(0)
-                if not full:
-                    break
-                after = rows[-1].id
-        finally:
-            for _, acknowledged in in_flight:  # failed before it was marked: published again by the next call
-                asyncio.ensure_future(acknowledged).add_done_callback(lambda done: done.cancelled() or done.exception())
-        metrics.OUTBOX_BACKLOG.labels(self.service).set(0)
+        async with self.engine.connect() as conn, conn.begin():
+            if not (await conn.execute(_TAKE_RELAY_LOCK)).scalar():
+                return 0
+            try:
+                for turn in range(1, self.batches_per_turn + 1):
+                    rows = (await conn.execute(self._unpublished.where(self.outbox.c.id > after))).all()
+                    if rows:
+                        in_flight.append((rows, await self.transport.hand_over([_message(r) for r in rows])))
+                    more = len(rows) == self.batch_size and turn < self.batches_per_turn
+                    while len(in_flight) > (1 if more else 0):  # all but the batch just handed over; at the end, all
+                        published += await self._mark_published(conn, *in_flight[0])
+                        in_flight.pop(0)
+                    if not more:
+                        break
+                    after = rows[-1].id
+            finally:
+                for _, acknowledged in in_flight:  # failed before it was marked: published again by the next turn
+                    asyncio.ensure_future(acknowledged).add_done_callback(
+                        lambda done: done.cancelled() or done.exception())
+        metrics.OUTBOX_BACKLOG.labels(self.service).set(0 if published < self.batch_size else self.batch_size)
         return published
 
     @property

@@ -87,8 +87,10 @@ def rolling_rechecked(agreement: Agreement, calendar: Calendar, timeline: Status
     changes = timeline.changes_between(at - timedelta(microseconds=1), now)
     found: dict[tuple, tuple[AvailabilityObjective, AvailabilityResult]] = {}
     while at < now:
-        results = [(o, _over(o, window_at(spec, calendar.timezone, at), calendar, timeline, maintenance, at,
-                             rolling=True)) for o, spec in rolling]
+        results = [(o, availability(timeline, window=window_at(spec, calendar.timezone, at), now=at,
+                                    target_percent=o.target, calendar=calendar, maintenance=maintenance,
+                                    exclude_maintenance=o.exclude_maintenance, rolling=True, rules=()))
+                   for o, spec in rolling]  # no burn rates: only breaches are looked for
         for objective, result in results:
             if result.status == "breached" and result.breached_at is not None:
                 found.setdefault((objective.id, _breach_window_start(objective, result)), (objective, result))
@@ -271,6 +273,7 @@ class Objectives:
         Returns the instants the agreement must be checked again at."""
         if not agreement.objectives:
             return []
+        status_since = since
         if agreement.ratio_objectives:  # tickets that changed late: their windows too, however old
             changed = await repository.take_recheck(uow.conn, agreement.id)
             since = min(since, changed) if since is not None and changed is not None else since or changed
@@ -279,7 +282,8 @@ class Objectives:
         if agreement.availability_objectives:
             timeline, maintenance = inputs or await service_inputs(uow.conn, agreement.service_id)
             results = evaluate(agreement, calendar, timeline, maintenance, now)
-            for objective, result in (rolling_rechecked(agreement, calendar, timeline, maintenance, now, since=since)
+            for objective, result in (rolling_rechecked(agreement, calendar, timeline, maintenance, now,
+                                                        since=status_since)
                                       + results + settled(agreement, calendar, timeline, maintenance, now,
                                                           since=since)):
                 if result.status == "breached" and result.breached_at is not None:
