@@ -410,7 +410,8 @@ class OutboxRelay:
                 for _, acknowledged in in_flight:  # failed before it was marked: published again by the next turn
                     asyncio.ensure_future(acknowledged).add_done_callback(
                         lambda done: done.cancelled() or done.exception())
-        metrics.OUTBOX_BACKLOG.labels(self.service).set(0 if published < self.batch_size else self.batch_size)
+        full_turn = published == self.batch_size * self.batches_per_turn  # rows may be left: at least a batch
+        metrics.OUTBOX_BACKLOG.labels(self.service).set(self.batch_size if full_turn else 0)
         return published
 
     @property
