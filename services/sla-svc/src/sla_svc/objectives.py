@@ -25,7 +25,8 @@ from .domain.agreement import Agreement, AvailabilityObjective, Objective, Ratio
 from .domain.calendar import Calendar
 from .domain.clock import Clock, Stage
 from .domain.objectives import (
-    AvailabilityResult, StatusChange, StatusTimeline, availability, length, next_burn_change, parse_window, window_at,
+    SRE_WORKBOOK_RULES, AvailabilityResult, StatusChange, StatusTimeline, availability, length, next_burn_change,
+    parse_window, window_at,
 )
 from .domain.ratio import RatioResult, Ticket, ratio
 from .reviews import BreachRef, record_breaches
@@ -54,9 +55,11 @@ def evaluate(agreement: Agreement, calendar: Calendar, timeline: StatusTimeline,
 
 
 def _over(objective: AvailabilityObjective, window: tuple[datetime, datetime], calendar: Calendar,
-          timeline: StatusTimeline, maintenance: list, now: datetime, *, rolling: bool = False) -> AvailabilityResult:
+          timeline: StatusTimeline, maintenance: list, now: datetime, *, rolling: bool = False,
+          rules=SRE_WORKBOOK_RULES) -> AvailabilityResult:
     return availability(timeline, window=window, now=now, target_percent=objective.target, calendar=calendar,
-                        maintenance=maintenance, exclude_maintenance=objective.exclude_maintenance, rolling=rolling)
+                        maintenance=maintenance, exclude_maintenance=objective.exclude_maintenance, rolling=rolling,
+                        rules=rules)
 
 
 def settled(agreement: Agreement, calendar: Calendar, timeline: StatusTimeline, maintenance: list,
@@ -87,10 +90,9 @@ def rolling_rechecked(agreement: Agreement, calendar: Calendar, timeline: Status
     changes = timeline.changes_between(at - timedelta(microseconds=1), now)
     found: dict[tuple, tuple[AvailabilityObjective, AvailabilityResult]] = {}
     while at < now:
-        results = [(o, availability(timeline, window=window_at(spec, calendar.timezone, at), now=at,
-                                    target_percent=o.target, calendar=calendar, maintenance=maintenance,
-                                    exclude_maintenance=o.exclude_maintenance, rolling=True, rules=()))
-                   for o, spec in rolling]  # no burn rates: only breaches are looked for
+        results = [(o, _over(o, window_at(spec, calendar.timezone, at), calendar, timeline, maintenance, at,
+                             rolling=True, rules=()))  # no burn rates: only breaches are looked for
+                   for o, spec in rolling]
         for objective, result in results:
             if result.status == "breached" and result.breached_at is not None:
                 found.setdefault((objective.id, _breach_window_start(objective, result)), (objective, result))
