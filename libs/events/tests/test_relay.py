@@ -1,14 +1,16 @@
 """The outbox relay on real PostgreSQL and Kafka: every row published and marked, in id order per key, batch
-after batch (the next handed over while the one before is acknowledged); one relay of an outbox at a time."""
+after batch (the next handed over while the one before is acknowledged); one relay of an outbox at a time.
+Rows a timer writes ahead go out at their instant, not before, unless the timer withdraws them first."""
 
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 
-from itsm_events import KafkaTransport, OutboxRelay
-from itsm_events.outbox import messaging_tables
+from itsm_events import EventRows, KafkaTransport, OutboxRelay, UnitOfWork, schemas, topics
+from itsm_events.outbox import messaging_tables, withdraw
 from itsm_runtime.db import create_engine
 from itsm_runtime.testing import read_topic
 
@@ -143,3 +145,68 @@ async def test_a_relay_whose_connections_are_lost_goes_on(
     assert [event_id_of(r) for r in records] == first + second
     await relay.stop()
     assert engine.sync_engine.pool.checkedout() == 0, "the lost connection gave its place in the pool back"
+
+
+def written_ahead(at: datetime, timer: str, marks: list[str]) -> EventRows:
+    """Events a timer writes ahead of `at`, one per mark."""
+    events = EventRows("/relay-test", ahead_of=at, timer=timer)
+    for mark in marks:
+        events.emit(schemas.SlaBreached(clock_id=timer, agreement_id="a", incident_id=timer, service_id="s",
+                                        metric="resolution", priority=1, deadline=at, breached_at=at),
+                    key=timer, time=at, mark=mark)
+    return events
+
+
+async def write_ahead(engine, *events: EventRows) -> None:
+    async with UnitOfWork(engine, outbox, source="/relay-test") as uow:
+        for each in events:
+            uow.add(each)
+        await uow.commit()
+
+
+async def test_rows_written_ahead_go_out_at_their_instant_not_before(engine, transport, relays, kafka_bootstrap):
+    """The relay publishes the rows for now at once, and wakes itself at a row's instant (no commit wakes it then,
+    no sweep comes) to publish it; a row due later stays."""
+    relay = relays("relay-ahead", sweep_seconds=60)  # no sweep comes before the instants
+    await transport.ensure_topics([topics.SLA])
+    now = datetime.now(UTC)
+    sooner, later = f"t-{uuid.uuid4()}", f"t-{uuid.uuid4()}"
+    instants = {sooner: now + timedelta(seconds=1), later: now + timedelta(minutes=10)}
+    await write_ahead(engine, *(written_ahead(at, timer, [timer]) for timer, at in instants.items()))
+    topic = f"test.relay.{uuid.uuid4().hex[:8]}"
+    await transport.ensure_topics([topic])
+    await add_rows(engine, topic, ["k"])
+
+    assert await relay.publish() == 1  # the row for now only
+    relay.start()
+    records = await read_topic(kafka_bootstrap, topics.SLA, until=lambda records: any(
+        r.key == sooner.encode() for r in records))
+
+    async with engine.connect() as conn:
+        published = dict((await conn.execute(sa.select(outbox.c.mark, outbox.c.published_at)
+                                              .where(outbox.c.mark.is_not(None)))).all())
+    assert published[sooner] >= instants[sooner]
+    assert [r.timestamp >= int(instants[sooner].timestamp() * 1000) for r in records if r.key == sooner.encode()] \
+        == [True]
+    assert published[later] is None and not any(r.key == later.encode() for r in records)
+
+
+async def test_a_timer_withdraws_what_it_wrote_ahead_until_it_falls_due(engine, relays):
+    """Withdrawing deletes a timer's rows not due yet and tells the marks of those due: published or about to be
+    (the relay may hold them), so the timer counts them as sent."""
+    now = datetime.now(UTC)
+    mine, other = f"t-{uuid.uuid4()}", f"t-{uuid.uuid4()}"
+    await write_ahead(engine, written_ahead(now - timedelta(seconds=1), mine, ["warning:0.5"]),
+                      written_ahead(now + timedelta(minutes=5), mine, ["breached"]),
+                      written_ahead(now + timedelta(minutes=5), other, ["breached"]))
+
+    async with engine.begin() as conn:
+        assert await withdraw(conn, outbox, [mine], now) == {mine: {"warning:0.5"}}
+    assert await relays("relay-withdrawn").publish() == 1  # the warning: due; the breach of `mine`: withdrawn
+    async with engine.begin() as conn:
+        left = (await conn.execute(sa.select(outbox.c.timer, outbox.c.mark, outbox.c.published_at)
+                                   .order_by(outbox.c.id))).all()
+        assert [(r.timer, r.mark, r.published_at is not None) for r in left] == [
+            (mine, "warning:0.5", True), (other, "breached", False)]
+        assert await withdraw(conn, outbox, [mine, other], now + timedelta(minutes=6)) == {
+            mine: {"warning:0.5"}, other: {"breached"}}, "due by then: no longer withdrawn"

@@ -1,6 +1,7 @@
 """Clocks folded from incident events on real PostgreSQL and Kafka: re-targeting, reopening, and events
 that arrive late, twice or out of order."""
 
+import asyncio
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -298,3 +299,68 @@ async def test_how_far_back_a_late_ticket_needs_its_objectives_checked_survives_
 
 async def _ticket_completed(sla, incident_id: str) -> bool:
     return any(c["objective_id"] and c["stage"] == "completed" for c in await clocks_of(sla, incident_id))
+
+
+def breaches_for(records, incident_id: str) -> list:
+    return [r for r in records if dict(r.headers)["ce_type"] == b"itsm.sla.breached" and r.key == incident_id.encode()]
+
+
+async def test_a_breach_written_ahead_goes_out_once_when_an_event_is_handled_before_the_timer_records_it(
+        sla, send, sla_app, kafka_bootstrap):
+    """A breach is written ahead of its instant and the relay publishes it then. An event of the incident
+    handled after that instant but before the timer fires records the breach (its review too) without
+    publishing it again: the outbox tells the clock it went out."""
+    agreement = await make_agreement(sla, within="PT2S", warning_thresholds=[])
+    service_id, incident_id = agreement["service_id"], str(uuid.uuid4())
+    clocks = sla_app.state.runtime.state["clocks"]
+    await eventually(lambda: sla_app.state.runtime.state["timers_task"].done())  # or it would start them again
+    await clocks.scheduler.stop()  # this test prepares and fires the timer by hand
+    try:
+        opened_at = datetime.now(UTC)
+        await send(opened(incident_id, service_id, opened_at), incident_id)
+        clock = await one_clock(sla, incident_id, lambda c: c["stage"] == "running")
+        deadline = opened_at + timedelta(seconds=2)
+        replica = Clocks(clocks._uow_factory, clocks.calendars)
+        await replica.prepare([(clock["id"], deadline)])
+        assert not (await one_clock(sla, incident_id, lambda c: True))["breached"], "written ahead, not recorded"
+        await read_topic(kafka_bootstrap, topics.SLA, until=lambda rs: breaches_for(rs, incident_id))
+
+        resolved_at = datetime.now(UTC)  # after the deadline: the breach went out
+        await send(status(incident_id, service_id, resolved_at, "new", "resolved"), incident_id)
+        recorded = await one_clock(sla, incident_id, lambda c: c["stage"] == "completed")
+        assert kinds(recorded) == ["started", "breached", "stopped"] and recorded["breached"]
+        assert datetime.fromisoformat(recorded["breached_at"]) == deadline
+        await replica.fire([clock["id"]])  # the timer comes after the event: nothing is left to it
+        assert kinds((await clocks_of(sla, incident_id))[0]) == ["started", "breached", "stopped"]
+
+        def stopped(records):
+            return [r for r in records if dict(r.headers)["ce_type"] == b"itsm.sla.clock_stopped"
+                    and r.key == incident_id.encode()]
+        records = await read_topic(kafka_bootstrap, topics.SLA, until=stopped)  # after the breach: one partition
+        assert len(breaches_for(records, incident_id)) == 1 and len(stopped(records)) == 1
+        reviews = (await sla.get("/v1/reviews", params={"agreement_id": agreement["id"]})).json()["items"]
+        assert [(b["kind"], b["ref_id"]) for b in reviews[0]["breaches"]] == [("clock", clock["id"])]
+    finally:
+        clocks.scheduler.start()
+
+
+async def test_an_event_before_the_instant_withdraws_the_breach_written_ahead(sla, send, sla_app):
+    """The clock stops before its deadline, after its breach was written ahead: the breach is withdrawn and never
+    goes out; the clock is met."""
+    agreement = await make_agreement(sla, within="PT3S", warning_thresholds=[])
+    service_id, incident_id = agreement["service_id"], str(uuid.uuid4())
+    opened_at = datetime.now(UTC)
+    await send(opened(incident_id, service_id, opened_at), incident_id)
+    clock = await one_clock(sla, incident_id, lambda c: c["stage"] == "running")
+    clocks = sla_app.state.runtime.state["clocks"]
+    await eventually(lambda: clock["id"] in clocks._prepared, timeout=3)  # written ahead (PREPARE_AHEAD > 3 s)
+
+    await send(status(incident_id, service_id, opened_at + timedelta(seconds=1), "new", "resolved"), incident_id)
+    stopped = await one_clock(sla, incident_id, lambda c: c["stage"] == "completed")
+    assert kinds(stopped) == ["started", "stopped"] and not stopped["breached"]
+    await asyncio.sleep(max(0.0, (opened_at + timedelta(seconds=4) - datetime.now(UTC)).total_seconds()))
+    async with sla_app.state.runtime.engine.connect() as conn:  # past the deadline: the relay would have sent it
+        outbox = sla_app.state.runtime.tables["outbox"]
+        left = (await conn.execute(sa.select(sa.func.count()).where(outbox.c.timer == clock["id"]))).scalar()
+    assert left == 0, "withdrawn"
+    assert kinds((await clocks_of(sla, incident_id))[0]) == ["started", "stopped"]

@@ -6,6 +6,7 @@ before the record is acknowledged; records with the same key are handled in orde
 """
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections import Counter, defaultdict
@@ -28,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from . import metrics
 from .envelope import Envelope, PoisonMessage, from_kafka, parse_data
 from .outbox import UnitOfWork, Wakeup, claim_inbox, claim_inbox_many, headers_from_row
-from .sql import among
+from .sql import execute_columns, unnest
 from .topics import dead_letter_topic
 from .tracing import context_from_headers, kafka_instrumented, producing_in
 
@@ -348,7 +349,8 @@ class OutboxRelay:
 
     One relay per outbox publishes at a time (replicas included), so that rows go out in id order: a turn of
     publishing is one transaction holding the outbox's advisory lock. A relay that finds it taken skips its
-    turn: the one publishing goes on to the rows committed meanwhile.
+    turn: the one publishing goes on to the rows committed meanwhile. Rows written ahead of their instant
+    (`due_at`) go out when it comes, in the order of their instants, before the rows committed for now.
     """
 
     engine: AsyncEngine
@@ -360,6 +362,10 @@ class OutboxRelay:
     batches_per_turn: int = 20  # then the transaction commits, and the lock is free a moment
     sweep_seconds: float = 1.0
     _task: asyncio.Task | None = None
+    _next_due: datetime | None = None  # the earliest instant of a row written ahead, as the last turn saw it
+    _turn_full: bool = False  # the last turn stopped at `batches_per_turn`: rows may be left
+    _through: datetime = datetime.min.replace(tzinfo=UTC)  # every row due by then is published
+    _turned: asyncio.Event = field(default_factory=asyncio.Event)  # set (and replaced) when `_through` moves
 
     def start(self) -> None:
         self.transport.relay_started(self.service)
@@ -373,64 +379,121 @@ class OutboxRelay:
     async def _run(self) -> None:
         while True:
             try:
-                while await self.publish() == self.batch_size * self.batches_per_turn:
-                    pass
+                await self.publish()
+                while self._turn_full:
+                    await self.publish()
                 self.transport.relay_drained(self.service)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("%s outbox relay failed; retrying", self.service)
                 await asyncio.sleep(1)
-            await self.wakeup.wait(self.sweep_seconds)
+            timeout = self.sweep_seconds
+            if self._next_due is not None:
+                timeout = min(timeout, max(0.0, (self._next_due - datetime.now(UTC)).total_seconds()))
+            await self.wakeup.wait(timeout)
+
+    async def published_through(self, instant: datetime, timeout: float) -> bool:
+        """Wait until this relay has published every row due by `instant` (or `timeout` seconds went by: another
+        replica's relay may be publishing them); whether it has."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while self._through < instant:
+                    await self._turned.wait()
+        return self._through >= instant
 
     async def publish(self) -> int:
-        """One turn: publish the unpublished rows in id order, batch after batch, until a batch is not full or
-        `batches_per_turn` are out; how many (none if another relay of the outbox is publishing).
+        """One turn: publish the rows due by now, batch after batch, until they are out or `batches_per_turn`
+        are; how many (none if another relay of the outbox is publishing).
 
-        A batch is handed to the transport, and the next one read and handed over, while the broker acknowledges
-        it; it is marked published once acknowledged, and for all to see when the turn commits. (Rows committed
-        late with a lower id go in the next turn.)"""
-        published, after, in_flight = 0, 0, []
+        Each batch is handed to the transport as soon as it is read, the next read while the broker acknowledges
+        it; the rows are marked published at the end of the turn, each at the instant its batch was acknowledged,
+        and for all to see when the turn commits. A batch that failed stays unpublished for the next turn, and
+        its error fails this one once the others are marked. (Rows committed late with a lower id go in the
+        next turn.)"""
+        handed: list[tuple[list, asyncio.Future]] = []
+        outcomes: list = []
+        now = datetime.now(UTC)
         async with self.engine.connect() as conn, conn.begin():
             if not (await conn.execute(_TAKE_RELAY_LOCK)).scalar():
+                self._next_due = await self._next_instant(conn, now)  # whichever relay wakes first publishes then
                 return 0
             try:
-                for turn in range(1, self.batches_per_turn + 1):
-                    rows = (await conn.execute(self._unpublished.where(self.outbox.c.id > after))).all()
-                    if rows:
-                        in_flight.append((rows, await self.transport.hand_over([_message(r) for r in rows])))
-                    more = len(rows) == self.batch_size and turn < self.batches_per_turn
-                    while len(in_flight) > (1 if more else 0):  # all but the batch just handed over; at the end, all
-                        published += await self._mark_published(conn, *in_flight[0])
-                        in_flight.pop(0)
-                    if not more:
-                        break
-                    after = rows[-1].id
+                async with contextlib.aclosing(self._due_rows(conn, now)) as due:
+                    async for rows in due:
+                        handed.append((rows, _acknowledged_at(
+                            await self.transport.hand_over([_message(r) for r in rows]))))
+                        if len(handed) == self.batches_per_turn:
+                            break
+                outcomes = await asyncio.gather(*(acked for _, acked in handed), return_exceptions=True)
+                await self._mark_published(conn, [(rows, at) for (rows, _), at in zip(handed, outcomes, strict=True)
+                                                  if isinstance(at, datetime)])
+                self._next_due = await self._next_instant(conn, now)
             finally:
-                for _, acknowledged in in_flight:  # failed before it was marked: published again by the next turn
-                    asyncio.ensure_future(acknowledged).add_done_callback(
-                        lambda done: done.cancelled() or done.exception())
-        full_turn = published == self.batch_size * self.batches_per_turn  # rows may be left: at least a batch
-        metrics.OUTBOX_BACKLOG.labels(self.service).set(self.batch_size if full_turn else 0)
-        return published
+                for _, acked in handed:  # failed before it was marked: published again by the next turn
+                    acked.add_done_callback(lambda done: done.cancelled() or done.exception())
+        failed = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+        if failed:
+            raise failed[0]
+        self._turn_full = len(handed) == self.batches_per_turn
+        if not self._turn_full:
+            self._through = now
+            self._turned.set()
+            self._turned = asyncio.Event()
+        metrics.OUTBOX_BACKLOG.labels(self.service).set(self.batch_size if self._turn_full else 0)
+        return sum(len(rows) for rows, _ in handed)
+
+    async def _next_instant(self, conn: AsyncConnection, now: datetime) -> datetime | None:
+        """The earliest instant after `now` a row written ahead is due at."""
+        o = self.outbox.c
+        return (await conn.execute(sa.select(sa.func.min(o.due_at))
+                                   .where(o.published_at.is_(None), o.due_at > now))).scalar()
+
+    async def _due_rows(self, conn: AsyncConnection, now: datetime):
+        """Batches of the unpublished rows due by `now`: those written ahead by their instant, then the others by
+        id, each read once the one before is handed over."""
+        o = self.outbox.c
+        columns = (o.id, o.topic, o.key, o.headers, o.payload, o.traceparent, o.created_at, o.due_at)
+        ahead = (sa.select(*columns).where(o.published_at.is_(None), o.due_at.is_not(None), o.due_at <= now)
+                 .order_by(o.due_at, o.id).limit(self.batch_size))
+        after: tuple = ()
+        while rows := (await conn.execute(ahead.where(sa.tuple_(o.due_at, o.id) > after) if after else ahead)).all():
+            yield rows
+            if len(rows) < self.batch_size:
+                break
+            after = (rows[-1].due_at, rows[-1].id)
+        current = (sa.select(*columns).where(o.published_at.is_(None), o.due_at.is_(None))
+                   .order_by(o.id).limit(self.batch_size))
+        after_id = 0
+        while rows := (await conn.execute(current.where(o.id > after_id))).all():
+            yield rows
+            if len(rows) < self.batch_size:
+                break
+            after_id = rows[-1].id
+
+    async def _mark_published(self, conn: AsyncConnection, batches: list[tuple[list, datetime]]) -> None:
+        """Mark the rows of these batches published, each at the instant its batch was acknowledged."""
+        rows = [(r.id, at) for batch, at in batches for r in batch]
+        await execute_columns(conn, self._mark, rows)
+        latency = metrics.PUBLISH_LATENCY.labels(self.service)
+        for batch, at in batches:
+            for topic, count in Counter(r.topic for r in batch).items():
+                metrics.EVENTS_PUBLISHED.labels(self.service, topic).inc(count)
+            for r in batch:
+                latency.observe(max(0.0, (at - (r.due_at or r.created_at)).total_seconds()))
 
     @property
-    def _unpublished(self) -> sa.Select:
-        o = self.outbox
-        return (sa.select(o.c.id, o.c.topic, o.c.key, o.c.headers, o.c.payload, o.c.traceparent, o.c.created_at)
-                .where(o.c.published_at.is_(None)).order_by(o.c.id).limit(self.batch_size))
+    def _mark(self) -> str:
+        return (f"UPDATE {self.outbox.name} SET published_at = t.at FROM {unnest(['bigint', 'timestamptz'])} "
+                f"AS t(id, at) WHERE {self.outbox.name}.id = t.id")
 
-    async def _mark_published(self, conn: AsyncConnection, rows: list, acknowledged: Awaitable) -> int:
+
+def _acknowledged_at(acknowledged: Awaitable) -> asyncio.Future:
+    """A future of the instant `acknowledged` completed (its outcome, if it failed)."""
+    async def at() -> datetime:
         await acknowledged
-        now = datetime.now(UTC)
-        await conn.execute(self.outbox.update().where(among(self.outbox.c.id, [r.id for r in rows]))
-                           .values(published_at=now))
-        for topic, count in Counter(r.topic for r in rows).items():
-            metrics.EVENTS_PUBLISHED.labels(self.service, topic).inc(count)
-        latency = metrics.PUBLISH_LATENCY.labels(self.service)
-        for r in rows:
-            latency.observe(max(0.0, (now - r.created_at).total_seconds()))
-        return len(rows)
+        return datetime.now(UTC)
+    return asyncio.ensure_future(at())
 
 
 def _message(row) -> Message:

@@ -3,6 +3,10 @@
 A handler's domain writes and the outbox rows of the events it emits commit in one
 transaction; the relay publishes them afterwards. The inbox records (consumer, event id)
 in the same transaction as a consumer's effects, so a redelivered event is skipped.
+
+A timer may write its events ahead of their instant (`EventRows(ahead_of=..., timer=...)`): the relay
+publishes them when it comes, unless the timer withdraws them first (`withdraw`), so that what is due at an
+instant costs no write at it.
 """
 
 import asyncio
@@ -17,7 +21,7 @@ from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .envelope import Envelope, new_event, to_kafka
-from .sql import execute_columns, unnest
+from .sql import among, execute_columns, unnest
 from .topics import topic_for_type
 from .tracing import current_traceparent
 
@@ -36,7 +40,15 @@ def messaging_tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table]:
         sa.Column("traceparent", sa.Text, nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
         sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Index("ix_outbox_unpublished", "id", postgresql_where=sa.text("published_at IS NULL")),
+        # written ahead by a timer: published at `due_at`, not before; until then `timer` may withdraw it.
+        # `mark` is the timer's own name for the event, told back for those it can no longer withdraw.
+        sa.Column("due_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("timer", sa.Text, nullable=True),
+        sa.Column("mark", sa.Text, nullable=True),
+        sa.Index("ix_outbox_unpublished", "id", postgresql_where=sa.text("published_at IS NULL AND due_at IS NULL")),
+        sa.Index("ix_outbox_due", "due_at", "id",
+                 postgresql_where=sa.text("published_at IS NULL AND due_at IS NOT NULL")),
+        sa.Index("ix_outbox_timer", "timer", postgresql_where=sa.text("timer IS NOT NULL")),
     )
     inbox = sa.Table(
         "inbox", metadata,
@@ -68,29 +80,52 @@ def dead_letter_table(metadata: sa.MetaData) -> sa.Table:
 
 # An outbox row as `outbox_row` builds it: its columns and their types, in order.
 _ROW = {"event_id": "text", "event_type": "text", "topic": "text", "key": "text", "headers": "jsonb",
-        "payload": "bytea", "traceparent": "text"}
+        "payload": "bytea", "traceparent": "text", "due_at": "timestamptz", "timer": "text", "mark": "text"}
 
 
-def outbox_row(envelope: Envelope, key: str | None) -> tuple:
+def outbox_row(envelope: Envelope, key: str | None, *, due_at: datetime | None = None, timer: str | None = None,
+               mark: str | None = None) -> tuple:
     """The outbox row of an event, encoded (the headers as JSON text), in the order of `_ROW`."""
     headers, value = to_kafka(envelope)
     return (envelope.id, envelope.type, topic_for_type(envelope.type), key,
-            json.dumps({k: v.decode("utf-8") for k, v in headers.items()}), value, current_traceparent())
+            json.dumps({k: v.decode("utf-8") for k, v in headers.items()}), value, current_traceparent(),
+            due_at, timer, mark)
 
 
 class EventRows:
     """Outbox rows of events, built where they are emitted: in a unit of work, or ahead of the one that will
-    write them (`UnitOfWork.add`), e.g. a timer's events prepared before its instant."""
+    write them (`UnitOfWork.add`), e.g. a timer's events prepared before its instant.
 
-    def __init__(self, source: str):
+    With `ahead_of`, the rows are published at that instant, not before, and `timer` may withdraw them until
+    then; each names itself to the timer by the `mark` it is emitted with."""
+
+    def __init__(self, source: str, *, ahead_of: datetime | None = None, timer: str | None = None):
+        if (ahead_of is None) != (timer is None):
+            raise ValueError("events written ahead need both their instant and their timer")
         self._source = source
+        self._due_at = ahead_of
+        self._timer = timer
         self.rows: list[tuple] = []
 
-    def emit(self, data: BaseModel, *, key: str, subject: str | None = None,
-             time: datetime | None = None) -> Envelope:
+    def emit(self, data: BaseModel, *, key: str, subject: str | None = None, time: datetime | None = None,
+             mark: str | None = None) -> Envelope:
         envelope = new_event(data, source=self._source, subject=subject or key, time=time)
-        self.rows.append(outbox_row(envelope, key))
+        ahead = {"due_at": self._due_at, "timer": self._timer, "mark": mark} if self._timer else {}
+        self.rows.append(outbox_row(envelope, key, **ahead))
         return envelope
+
+
+async def withdraw(conn: AsyncConnection, outbox: sa.Table, timers: list[str], now: datetime) -> dict[str, set[str]]:
+    """Withdraw what these timers wrote ahead that is not due by `now`; timer -> the marks of what they wrote
+    ahead that is (published, or about to be, whatever happens now)."""
+    if not timers:
+        return {}
+    o = outbox.c
+    await conn.execute(outbox.delete().where(among(o.timer, timers), o.published_at.is_(None), o.due_at > now))
+    gone: dict[str, set[str]] = {}
+    for timer, mark in await conn.execute(sa.select(o.timer, o.mark).where(among(o.timer, timers))):
+        gone.setdefault(timer, set()).add(mark)
+    return gone
 
 
 class UnitOfWork:
@@ -99,6 +134,7 @@ class UnitOfWork:
     def __init__(self, engine: AsyncEngine, outbox: sa.Table, *, source: str,
                  on_commit: Callable[[], None] | None = None):
         self._engine = engine
+        self.outbox = outbox
         self._insert = f"INSERT INTO {outbox.name} ({', '.join(_ROW)}) SELECT * FROM {unnest(_ROW.values())}"
         self.source = source
         self._on_commit = on_commit
@@ -120,14 +156,19 @@ class UnitOfWork:
         finally:
             await self.conn.close()
 
-    def emit(self, data: BaseModel, *, key: str, subject: str | None = None,
-             time: datetime | None = None) -> Envelope:
-        """Record an event to publish if and only if this unit of work commits."""
-        return self._events.emit(data, key=key, subject=subject, time=time)
+    def emit(self, data: BaseModel, *, key: str, subject: str | None = None, time: datetime | None = None,
+             mark: str | None = None) -> Envelope:
+        """Record an event to publish if and only if this unit of work commits (`mark`: only for events
+        written ahead, `EventRows`)."""
+        return self._events.emit(data, key=key, subject=subject, time=time, mark=mark)
 
     def add(self, events: EventRows) -> None:
         """Publish events built ahead of this unit of work, if and only if it commits."""
         self._events.rows.extend(events.rows)
+
+    async def withdraw(self, timers: list[str], now: datetime) -> dict[str, set[str]]:
+        """`withdraw` in this transaction."""
+        return await withdraw(self.conn, self.outbox, timers, now)
 
     def forget_events(self) -> None:
         """Publish none of the events emitted so far (a rebuild computes again what was published already)."""

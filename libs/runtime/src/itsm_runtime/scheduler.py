@@ -4,8 +4,8 @@ Timers live in the database (a clock's next deadline, a delivery's next attempt)
 a service loads them back with `schedule`, so a restart fires what fell due while it was down.
 Keys that fall due together are handed over together, up to `batch_size` at a time, so that
 10,000 clocks breaching in the same second cost a few transactions, not 10,000.
-With `prepare`, keys are also handed over `lead` ahead of their instant, once each, so the work that
-does not need the instant itself (reading state, building events) is done before it comes.
+With `prepare`, keys are also handed over `lead` ahead of their instant, once per schedule, so the work that
+does not need the instant itself (reading state, building and writing events ahead) is done before it comes.
 """
 
 import asyncio
@@ -51,6 +51,7 @@ class Scheduler:
         if keep_earlier and self._due.get(key, at) < at:
             return
         self._due[key] = at
+        self._prepared.pop(key, None)  # what changed may need preparing again, even for the same instant
         self._counter += 1
         heapq.heappush(self._heap, (at, self._counter, key))
         if self._heap[0][2] == key:

@@ -7,7 +7,7 @@ moves a clock's saved state on to now, which is the same as folding again (prove
 
 import dataclasses
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -23,6 +23,7 @@ from .reviews import BreachRef, record_breaches
 
 RETRY_LOCKED = timedelta(milliseconds=200)
 PREPARE_AHEAD = timedelta(seconds=10)  # a clock's next warning or breach is computed this long before it
+PUBLISHED_FIRST = 1.0  # seconds a timer waits at most for the events written ahead to go out before recording
 CLOCK_IDS = uuid.UUID("5b1a0c3e-7d4f-4c7e-9a59-2f0e6b1c8d21")  # namespace: a replay gives every clock its id
 
 
@@ -56,9 +57,12 @@ class Clocks:
     """Folds an incident's clocks when its events arrive, and wakes each clock at its next warning or deadline."""
 
     def __init__(self, uow_factory, calendars: CalendarStore, *, concurrency: int = 8, batch_size: int = 500,
-                 changed: Callable[[list[Clock]], None] | None = None):
+                 changed: Callable[[list[Clock]], None] | None = None,
+                 published_through: Callable[[datetime, float], Awaitable[bool]] | None = None):
         self._uow_factory = uow_factory
         self.calendars = calendars
+        # waits until the events written ahead for an instant are out (the outbox relay's): then firing records them
+        self._published_through = published_through
         self._changed = changed or (lambda clocks: None)  # told of the clocks just committed
         self._prepared: dict[str, _Prepared] = {}  # clock id -> moved on to its next instant ahead of it
         self.scheduler = Scheduler(self.fire, name="sla-clocks", concurrency=concurrency, batch_size=batch_size,
@@ -109,9 +113,10 @@ class Clocks:
         if opened is None:  # its other events came first: the clocks start when the opening arrives
             return []
         known = await repository.clocks_of_incident(uow.conn, incident_id, for_update=True)
+        sent = await uow.withdraw([c.id for c in known], now) if known else {}
         agreements = await repository.agreements_for_service(uow.conn, opened.service_id)
         clocks = await self.fold(uow.conn, incident_id, facts, agreements, known, now)
-        breaches = [b for clock in clocks for b in publish(uow, clock, now)]
+        breaches = [b for clock in clocks for b in publish(uow, clock, now, sent.get(clock.id, ()))]
         await repository.upsert_clocks(uow.conn, clocks)
         await repository.recheck_from(uow.conn, clocks)
         await record_breaches(uow, breaches)
@@ -149,42 +154,59 @@ class Clocks:
     # timers ------------------------------------------------------------------------------
 
     async def prepare(self, due: list[tuple[str, datetime]]) -> None:
-        """Move clocks on to their next instant ahead of it: the state, its events and breaches, all encoded.
+        """Move clocks on to their next instant ahead of it, and write the events due then ahead of it too: the
+        relay publishes them at the instant, unless a change to the clock withdraws them first (`recompute`).
 
-        Reading, folding and building events cost far more than writing them; done ahead, 10,000 clocks due
-        in the same second are written within it. A prepared clock is used only if its row is unchanged."""
+        Reading, folding and writing events cost far more than saving a clock; done ahead, the events of 10,000
+        clocks due in the same second go out within it, and firing saves the states moved on here, if their rows
+        are unchanged. Clocks an event handler holds locked are left to firing."""
         async with self._uow_factory() as uow:
-            clocks = await repository.get_clocks(uow.conn, [clock_id for clock_id, _ in due])
-            specs = await self._specs(uow.conn, clocks)
             instants = dict(due)
+            locked = await repository.lock_clocks(uow.conn, list(instants))
+            sent = await uow.withdraw(list(locked), datetime.now(UTC))  # e.g. by a replica, or before a restart
+            clocks = await repository.get_clocks(uow.conn, list(locked))
+            specs = await self._specs(uow.conn, clocks)
+            prepared = []
             for clock in clocks:
-                at, events = instants[clock.id], EventRows(uow.source)
-                breaches = await self._move_on(uow.conn, clock, specs, at, events)
-                self._prepared[clock.id] = _Prepared(clock=clock, at=at, events=events, breaches=breaches,
-                                                     saved=repository.saved_columns(clock))
+                at = instants[clock.id]
+                events = EventRows(uow.source, ahead_of=at, timer=clock.id)
+                breaches = await self._move_on(uow.conn, clock, specs, at, events, sent.get(clock.id, ()))
+                uow.add(events)
+                prepared.append(_Prepared(clock=clock, at=at, breaches=breaches,
+                                          saved=repository.saved_columns(clock), wrote=bool(events.rows)))
+            uow.after_commit(lambda: self._prepared.update((p.clock.id, p) for p in prepared))
+            await uow.commit()
 
     async def fire(self, clock_ids: list[str]) -> None:
         """Record the warnings and breaches now due on these clocks, in one transaction.
 
+        A clock prepared ahead, its row unchanged since, has its events out or going out at the instant: its
+        state moved on then is saved (and moved on further if more fell due since). Any other clock has what was
+        written ahead for it and not yet due withdrawn, and is moved on from its row.
+        Recording waits for the relay to publish those events first (a second at most), so that at a busy
+        instant the events go out before the database is busy recording them.
         Clocks an event handler holds locked are skipped and retried a moment later (so timers and
         handlers never deadlock); the scheduler fires the clocks of a failed batch one by one.
         """
+        written_ahead = [p.at for clock_id in clock_ids if (p := self._prepared.get(clock_id)) and p.wrote]
+        if written_ahead and self._published_through is not None:
+            await self._published_through(max(written_ahead), PUBLISHED_FIRST)
         async with self._uow_factory() as uow:
             versions = await repository.lock_clocks(uow.conn, clock_ids)
             now = datetime.now(UTC)
             ready = [p for clock_id, version in versions.items()
                      if (p := self._prepared.pop(clock_id, None)) is not None and p.still(version, now)]
             unprepared = sorted(set(versions) - {p.clock.id for p in ready})
+            sent = await uow.withdraw(unprepared, now) if unprepared else {}
             stale = await repository.get_clocks(uow.conn, unprepared) if unprepared else []
-            specs = await self._specs(uow.conn, stale)
-            breaches = []
-            for clock in stale:
-                breaches += await self._move_on(uow.conn, clock, specs, now, uow)
-            for prepared in ready:
-                uow.add(prepared.events)
-                breaches += prepared.breaches
-            await repository.save_clocks(uow.conn, [repository.saved_columns(c) for c in stale]
-                                         + [p.saved for p in ready])
+            behind = [p.clock for p in ready if p.clock.state.next_due is not None and p.clock.state.next_due <= now]
+            specs = await self._specs(uow.conn, stale + behind)
+            breaches = [b for p in ready for b in p.breaches]
+            for clock in stale + behind:
+                breaches += await self._move_on(uow.conn, clock, specs, now, uow, sent.get(clock.id, ()))
+            moved = {c.id for c in stale + behind}
+            await repository.save_clocks(uow.conn, [repository.saved_columns(c) for c in stale + behind]
+                                         + [p.saved for p in ready if p.clock.id not in moved])
             clocks = stale + [p.clock for p in ready]
             await repository.recheck_from(uow.conn, clocks)
             # last: opening a review makes concurrent batches wait for this commit
@@ -194,6 +216,13 @@ class Clocks:
         for clock_id in set(clock_ids) - set(versions):  # locked by an event handler right now: look again shortly
             self.scheduler.schedule(clock_id, now + RETRY_LOCKED)
 
+    async def as_of(self, conn, clocks: list[Clock], now: datetime) -> None:
+        """Move clocks read for display on to `now`, in memory: what their timers record a moment later."""
+        overdue = [c for c in clocks if c.state.next_due is not None and c.state.next_due <= now]
+        specs = await self._specs(conn, overdue)
+        for clock in overdue:
+            await self._advance(conn, clock, specs, now)
+
     async def _specs(self, conn, clocks: list[Clock]) -> dict[tuple, ClockSpec]:
         if not clocks:  # every clock of a batch prepared: no query
             return {}
@@ -201,28 +230,30 @@ class Clocks:
         return {(a.id, s.metric, s.objective_id): s for a in agreements.values() for s in a.clock_specs}
 
     async def _move_on(self, conn, clock: Clock, specs: dict[tuple, ClockSpec], now: datetime,
-                       outbox: UnitOfWork | EventRows) -> list[BreachRef]:
-        """Move a saved clock on to `now` and publish what fell due; return its new breaches."""
+                       outbox: UnitOfWork | EventRows, sent: Collection[str] = ()) -> list[BreachRef]:
+        """Move a saved clock on to `now` and publish what fell due (but `sent`); return its new breaches."""
+        await self._advance(conn, clock, specs, now)
+        return publish(outbox, clock, now, sent)
+
+    async def _advance(self, conn, clock: Clock, specs: dict[tuple, ClockSpec], now: datetime) -> None:
         calendar = await self.calendars.get(conn, clock.calendar_id, clock.calendar_version)
         advance(specs[clock.agreement_id, clock.metric, clock.objective_id], calendar, clock.state, now)
-        return publish(outbox, clock, now)
 
 
 @dataclass(frozen=True)
 class _Prepared:
-    """A clock moved on to `at` ahead of time, with what firing it then writes."""
+    """A clock moved on to `at` ahead of time, its events written ahead for `at`, and what firing it saves."""
 
     clock: Clock
     at: datetime
-    events: EventRows
     breaches: list[BreachRef]
     saved: tuple  # repository.saved_columns
+    wrote: bool  # events were written ahead
 
     def still(self, row_version: str, now: datetime) -> bool:
-        """Whether it is what firing now would compute: its row is unchanged, its instant has come, and
-        nothing else has fallen due since."""
-        next_due = self.clock.state.next_due
-        return row_version == self.clock.row_version and self.at <= now and (next_due is None or next_due > now)
+        """Whether firing now goes on from it: its row is unchanged (so its events were not withdrawn), and its
+        instant has come."""
+        return row_version == self.clock.row_version and self.at <= now
 
 
 def _event_of(clock: Clock, entry: Entry) -> schemas.EventData | None:
@@ -249,10 +280,13 @@ def _event_of(clock: Clock, entry: Entry) -> schemas.EventData | None:
     return None
 
 
-def publish(outbox: UnitOfWork | EventRows, clock: Clock, now: datetime) -> list[BreachRef]:
+def publish(outbox: UnitOfWork | EventRows, clock: Clock, now: datetime,
+            sent: Collection[str] = ()) -> list[BreachRef]:
     """Publish each timeline entry due by `now` once, stamped with its own instant; return the new breaches.
 
-    A ratio objective's ticket clock publishes nothing: its objective is breached or not as a whole."""
+    `sent`: the keys of entries whose events were written ahead and can no longer be withdrawn (`withdraw`):
+    they are recorded, not published again. A ratio objective's ticket clock publishes nothing: its objective
+    is breached or not as a whole."""
     breaches = []
     for entry in clock.state.timeline:
         if entry.key in clock.published or entry.at > now:
@@ -263,9 +297,9 @@ def publish(outbox: UnitOfWork | EventRows, clock: Clock, now: datetime) -> list
         if entry.kind == "breached":
             breaches.append(BreachRef(agreement_id=clock.agreement_id, service_id=clock.service_id, kind="clock",
                                       ref_id=clock.id, incident_id=clock.incident_id, breached_at=entry.at))
-        data = _event_of(clock, entry)
+        data = _event_of(clock, entry) if entry.key not in sent else None
         if data is not None:
-            outbox.emit(data, key=clock.incident_id, subject=clock.id, time=entry.at)
+            outbox.emit(data, key=clock.incident_id, subject=clock.id, time=entry.at, mark=entry.key)
     return breaches
 
 

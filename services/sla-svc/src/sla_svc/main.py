@@ -82,7 +82,8 @@ def create_app(settings: Settings | None = None, transport: Transport | None = N
         compliance.changed({c.agreement_id for c in changed})
 
     clocks = Clocks(runtime.uow, calendars, concurrency=settings.timer_concurrency,
-                    batch_size=settings.timer_batch_size, changed=clocks_changed)
+                    batch_size=settings.timer_batch_size, changed=clocks_changed,
+                    published_through=runtime.relay.published_through)
     period_closing = PeriodClosing(runtime.uow, calendars)
     runtime.dispatcher.handlers.update(subscriptions(clocks, objectives))
     runtime.state["clocks"] = clocks

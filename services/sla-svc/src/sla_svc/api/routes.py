@@ -117,7 +117,8 @@ async def list_agreements(runtime: RuntimeDep, service_id: str | None = None, li
 @router.get("/clocks", response_model=ClockPage, tags=["clocks"])
 async def list_clocks(runtime: RuntimeDep, incident_id: str | None = None, agreement_id: str | None = None,
                       stage: str | None = None, limit: LimitParam = 100, cursor: CursorParam = None):
-    """SLA clocks with elapsed and remaining time as of now."""
+    """SLA clocks as of now: elapsed and remaining time, and the warnings and breach due by now, also in the
+    moment before their timer records them (their events go out at the instant)."""
     if stage is not None and stage not in ("running", "paused", "completed", "cancelled"):
         raise Problem(422, f"unknown stage {stage!r}")
     async with runtime.engine.connect() as conn:
@@ -128,7 +129,8 @@ async def list_clocks(runtime: RuntimeDep, incident_id: str | None = None, agree
         calendars = {(c.calendar_id, c.calendar_version): await clocks.calendars.get(conn, c.calendar_id,
                                                                                      c.calendar_version)
                      for c in items}
-    now = datetime.now(UTC)
+        now = datetime.now(UTC)
+        await clocks.as_of(conn, items, now)
     return ClockPage(items=[_clock_read(c, calendars[c.calendar_id, c.calendar_version], now) for c in items],
                      next_cursor=cursor_after(last))
 
