@@ -2,6 +2,7 @@
 after batch (the next handed over while the one before is acknowledged); one relay of an outbox at a time.
 Rows a timer writes ahead go out at their instant, not before, unless the timer withdraws them first."""
 
+import asyncio
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -201,7 +202,7 @@ async def test_a_timer_withdraws_what_it_wrote_ahead_until_it_falls_due(engine, 
                       written_ahead(now + timedelta(minutes=5), other, ["breached"]))
 
     async with engine.begin() as conn:
-        assert await withdraw(conn, outbox, [mine], now) == {mine: {"warning:0.5"}}
+        assert await withdraw(conn, outbox, [mine], now) == {mine: {"warning:0.5": now - timedelta(seconds=1)}}
     assert await relays("relay-withdrawn").publish() == 1  # the warning: due; the breach of `mine`: withdrawn
     async with engine.begin() as conn:
         left = (await conn.execute(sa.select(outbox.c.timer, outbox.c.mark, outbox.c.published_at)
@@ -209,4 +210,42 @@ async def test_a_timer_withdraws_what_it_wrote_ahead_until_it_falls_due(engine, 
         assert [(r.timer, r.mark, r.published_at is not None) for r in left] == [
             (mine, "warning:0.5", True), (other, "breached", False)]
         assert await withdraw(conn, outbox, [mine, other], now + timedelta(minutes=6)) == {
-            mine: {"warning:0.5"}, other: {"breached"}}, "due by then: no longer withdrawn"
+            mine: {"warning:0.5": now - timedelta(seconds=1)}, other: {"breached": now + timedelta(minutes=5)}}, \
+            "due by then: no longer withdrawn"
+
+
+class Gated:
+    """A transport that holds a relay's turn at its first hand-over until `gate` is set."""
+
+    def __init__(self, transport: KafkaTransport):
+        self.transport, self.gate, self.reached = transport, asyncio.Event(), asyncio.Event()
+
+    async def hand_over(self, messages):
+        self.reached.set()
+        await self.gate.wait()
+        return await self.transport.hand_over(messages)
+
+    def __getattr__(self, name):
+        return getattr(self.transport, name)
+
+
+async def test_a_row_the_relay_is_publishing_is_sent_not_withdrawn(engine, transport):
+    """A relay locks the rows written ahead that it publishes: a timer withdrawing one meanwhile (its clock
+    changed, seen from an instant just before the row's) waits for the turn, then finds it sent."""
+    await transport.ensure_topics([topics.SLA])
+    timer, at = f"t-{uuid.uuid4()}", datetime.now(UTC)
+    await write_ahead(engine, written_ahead(at, timer, ["breached"]))
+    gated = Gated(transport)
+    relay = OutboxRelay(engine=engine, outbox=outbox, transport=gated, service="relay-gated")
+    turn = asyncio.ensure_future(relay.publish())
+    await gated.reached.wait()  # the row is read and about to go out
+    async with engine.connect() as conn, conn.begin():
+        withdrawing = asyncio.ensure_future(withdraw(conn, outbox, [timer], at - timedelta(milliseconds=5)))
+        await asyncio.sleep(0.3)
+        assert not withdrawing.done(), "waits for the turn publishing the row"
+        gated.gate.set()
+        assert await turn == 1
+        assert await withdrawing == {timer: {"breached": at}}
+    async with engine.connect() as conn:
+        [row] = (await conn.execute(sa.select(outbox.c.published_at).where(outbox.c.timer == timer))).all()
+    assert row.published_at is not None

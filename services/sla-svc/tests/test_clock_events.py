@@ -305,41 +305,57 @@ def breaches_for(records, incident_id: str) -> list:
     return [r for r in records if dict(r.headers)["ce_type"] == b"itsm.sla.breached" and r.key == incident_id.encode()]
 
 
+async def outbox_rows(sla_app, event_type: str, key: str) -> list:
+    outbox = sla_app.state.runtime.tables["outbox"]
+    async with sla_app.state.runtime.engine.connect() as conn:
+        return (await conn.execute(sa.select(outbox).where(outbox.c.event_type == event_type, outbox.c.key == key)
+                                   .order_by(outbox.c.id))).all()
+
+
+@pytest.mark.parametrize("stopped", ["after the deadline", "before the deadline"])
 async def test_a_breach_written_ahead_goes_out_once_when_an_event_is_handled_before_the_timer_records_it(
-        sla, send, sla_app, kafka_bootstrap):
+        sla, send, sla_app, kafka_bootstrap, stopped):
     """A breach is written ahead of its instant and the relay publishes it then. An event of the incident
     handled after that instant but before the timer fires records the breach (its review too) without
-    publishing it again: the outbox tells the clock it went out."""
+    publishing it again: the outbox tells the clock it went out. Also when the event stops the clock before the
+    deadline: the clock is met, and the breach that went out stays in the review (as a breach recorded before
+    such a late event does)."""
     agreement = await make_agreement(sla, within="PT2S", warning_thresholds=[])
     service_id, incident_id = agreement["service_id"], str(uuid.uuid4())
-    clocks = sla_app.state.runtime.state["clocks"]
-    await eventually(lambda: sla_app.state.runtime.state["timers_task"].done())  # or it would start them again
+    runtime = sla_app.state.runtime
+    clocks = runtime.state["clocks"]
+    await eventually(lambda: runtime.state["timers_task"].done())  # or it would start them again
     await clocks.scheduler.stop()  # this test prepares and fires the timer by hand
     try:
         opened_at = datetime.now(UTC)
         await send(opened(incident_id, service_id, opened_at), incident_id)
         clock = await one_clock(sla, incident_id, lambda c: c["stage"] == "running")
         deadline = opened_at + timedelta(seconds=2)
-        replica = Clocks(clocks._uow_factory, clocks.calendars)
+        replica = Clocks(clocks._uow_factory, clocks.calendars, published_through=runtime.relay.published_through)
+        await replica.prepare([(clock["id"], deadline + timedelta(seconds=1))])  # a stale schedule: not its instant
+        assert await outbox_rows(sla_app, "itsm.sla.breached", incident_id) == []
         await replica.prepare([(clock["id"], deadline)])
-        assert not (await one_clock(sla, incident_id, lambda c: True))["breached"], "written ahead, not recorded"
+        [ahead] = await outbox_rows(sla_app, "itsm.sla.breached", incident_id)
+        assert ahead.due_at == deadline and ahead.published_at is None and ahead.mark == "breached"
         await read_topic(kafka_bootstrap, topics.SLA, until=lambda rs: breaches_for(rs, incident_id))
 
-        resolved_at = datetime.now(UTC)  # after the deadline: the breach went out
+        resolved_at = datetime.now(UTC) if stopped == "after the deadline" else deadline - timedelta(seconds=0.5)
         await send(status(incident_id, service_id, resolved_at, "new", "resolved"), incident_id)
         recorded = await one_clock(sla, incident_id, lambda c: c["stage"] == "completed")
-        assert kinds(recorded) == ["started", "breached", "stopped"] and recorded["breached"]
-        assert datetime.fromisoformat(recorded["breached_at"]) == deadline
         await replica.fire([clock["id"]])  # the timer comes after the event: nothing is left to it
-        assert kinds((await clocks_of(sla, incident_id))[0]) == ["started", "breached", "stopped"]
 
-        def stopped(records):
-            return [r for r in records if dict(r.headers)["ce_type"] == b"itsm.sla.clock_stopped"
-                    and r.key == incident_id.encode()]
-        records = await read_topic(kafka_bootstrap, topics.SLA, until=stopped)  # after the breach: one partition
-        assert len(breaches_for(records, incident_id)) == 1 and len(stopped(records)) == 1
+        clock_now = (await clocks_of(sla, incident_id))[0]
+        if stopped == "after the deadline":
+            assert kinds(recorded) == kinds(clock_now) == ["started", "breached", "stopped"] and clock_now["breached"]
+            assert datetime.fromisoformat(clock_now["breached_at"]) == deadline
+        else:
+            assert kinds(recorded) == kinds(clock_now) == ["started", "stopped"] and not clock_now["breached"]
+        assert len(await outbox_rows(sla_app, "itsm.sla.breached", incident_id)) == 1, "one breach event, ever"
+        [stop] = await outbox_rows(sla_app, "itsm.sla.clock_stopped", incident_id)
+        assert json.loads(stop.payload)["met"] == (stopped == "before the deadline")
         reviews = (await sla.get("/v1/reviews", params={"agreement_id": agreement["id"]})).json()["items"]
-        assert [(b["kind"], b["ref_id"]) for b in reviews[0]["breaches"]] == [("clock", clock["id"])]
+        assert [(b["kind"], b["ref_id"], datetime.fromisoformat(b["breached_at"])) for b in reviews[0]["breaches"]] \
+            == [("clock", clock["id"], deadline)]
     finally:
         clocks.scheduler.start()
 
@@ -347,20 +363,17 @@ async def test_a_breach_written_ahead_goes_out_once_when_an_event_is_handled_bef
 async def test_an_event_before_the_instant_withdraws_the_breach_written_ahead(sla, send, sla_app):
     """The clock stops before its deadline, after its breach was written ahead: the breach is withdrawn and never
     goes out; the clock is met."""
-    agreement = await make_agreement(sla, within="PT3S", warning_thresholds=[])
+    agreement = await make_agreement(sla, within="PT5S", warning_thresholds=[])
     service_id, incident_id = agreement["service_id"], str(uuid.uuid4())
     opened_at = datetime.now(UTC)
     await send(opened(incident_id, service_id, opened_at), incident_id)
-    clock = await one_clock(sla, incident_id, lambda c: c["stage"] == "running")
-    clocks = sla_app.state.runtime.state["clocks"]
-    await eventually(lambda: clock["id"] in clocks._prepared, timeout=3)  # written ahead (PREPARE_AHEAD > 3 s)
+    await one_clock(sla, incident_id, lambda c: c["stage"] == "running")
+    [ahead] = await eventually(lambda: outbox_rows(sla_app, "itsm.sla.breached", incident_id), timeout=4)
+    assert ahead.due_at == opened_at + timedelta(seconds=5) and ahead.published_at is None, "written ahead"
 
     await send(status(incident_id, service_id, opened_at + timedelta(seconds=1), "new", "resolved"), incident_id)
     stopped = await one_clock(sla, incident_id, lambda c: c["stage"] == "completed")
     assert kinds(stopped) == ["started", "stopped"] and not stopped["breached"]
-    await asyncio.sleep(max(0.0, (opened_at + timedelta(seconds=4) - datetime.now(UTC)).total_seconds()))
-    async with sla_app.state.runtime.engine.connect() as conn:  # past the deadline: the relay would have sent it
-        outbox = sla_app.state.runtime.tables["outbox"]
-        left = (await conn.execute(sa.select(sa.func.count()).where(outbox.c.timer == clock["id"]))).scalar()
-    assert left == 0, "withdrawn"
+    await asyncio.sleep(max(0.0, (opened_at + timedelta(seconds=6) - datetime.now(UTC)).total_seconds()))
+    assert await outbox_rows(sla_app, "itsm.sla.breached", incident_id) == [], "withdrawn: nothing to publish"
     assert kinds((await clocks_of(sla, incident_id))[0]) == ["started", "stopped"]

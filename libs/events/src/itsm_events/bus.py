@@ -12,7 +12,7 @@ import random
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import sqlalchemy as sa
@@ -340,6 +340,7 @@ class InProcessTransport:
 
 # The lock of the outbox table in the connection's schema (the service's own: tests run several of a service),
 # held by the transaction of one turn of publishing.
+_RETRY_DUE = timedelta(milliseconds=50)  # a relay looks again this soon at a due row it could not publish
 _TAKE_RELAY_LOCK = sa.text("SELECT pg_try_advisory_xact_lock(hashtext('outbox:' || current_schema()))")
 
 
@@ -386,6 +387,7 @@ class OutboxRelay:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                self._turn_full = False
                 log.exception("%s outbox relay failed; retrying", self.service)
                 await asyncio.sleep(1)
             timeout = self.sweep_seconds
@@ -408,14 +410,17 @@ class OutboxRelay:
 
         Each batch is handed to the transport as soon as it is read, the next read while the broker acknowledges
         it; the rows are marked published at the end of the turn, each at the instant its batch was acknowledged,
-        and for all to see when the turn commits. A batch that failed stays unpublished for the next turn, and
-        its error fails this one once the others are marked. (Rows committed late with a lower id go in the
-        next turn.)"""
+        and for all to see when the turn commits. A batch the broker did not acknowledge stays unpublished for
+        the next turn, and its error fails this one once the others are marked; a batch the transport refused
+        (a record too large) fails the turn whole, and what it handed over goes again. Rows written ahead are
+        locked while the turn publishes them, so a timer withdrawing them waits for it and then finds them sent.
+        (Rows committed late with a lower id go in the next turn.)"""
         handed: list[tuple[list, asyncio.Future]] = []
         outcomes: list = []
         now = datetime.now(UTC)
         async with self.engine.connect() as conn, conn.begin():
             if not (await conn.execute(_TAKE_RELAY_LOCK)).scalar():
+                self._turn_full = False
                 self._next_due = await self._next_instant(conn, now)  # whichever relay wakes first publishes then
                 return 0
             try:
@@ -444,10 +449,14 @@ class OutboxRelay:
         return sum(len(rows) for rows, _ in handed)
 
     async def _next_instant(self, conn: AsyncConnection, now: datetime) -> datetime | None:
-        """The earliest instant after `now` a row written ahead is due at."""
+        """When to look at the rows written ahead again: at the earliest instant after `now` one is due, or in a
+        moment if one due by `now` is not published yet (another replica's relay has it, or a withdrawing timer)."""
         o = self.outbox.c
-        return (await conn.execute(sa.select(sa.func.min(o.due_at))
-                                   .where(o.published_at.is_(None), o.due_at > now))).scalar()
+        earliest = (await conn.execute(sa.select(sa.func.min(o.due_at))
+                                       .where(o.published_at.is_(None), o.due_at.is_not(None)))).scalar()
+        if earliest is not None and earliest <= now:
+            return now + _RETRY_DUE
+        return earliest
 
     async def _due_rows(self, conn: AsyncConnection, now: datetime):
         """Batches of the unpublished rows due by `now`: those written ahead by their instant, then the others by
@@ -455,7 +464,7 @@ class OutboxRelay:
         o = self.outbox.c
         columns = (o.id, o.topic, o.key, o.headers, o.payload, o.traceparent, o.created_at, o.due_at)
         ahead = (sa.select(*columns).where(o.published_at.is_(None), o.due_at.is_not(None), o.due_at <= now)
-                 .order_by(o.due_at, o.id).limit(self.batch_size))
+                 .order_by(o.due_at, o.id).limit(self.batch_size).with_for_update(skip_locked=True))
         after: tuple = ()
         while rows := (await conn.execute(ahead.where(sa.tuple_(o.due_at, o.id) > after) if after else ahead)).all():
             yield rows

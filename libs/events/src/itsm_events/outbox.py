@@ -115,17 +115,19 @@ class EventRows:
         return envelope
 
 
-async def withdraw(conn: AsyncConnection, outbox: sa.Table, timers: list[str], now: datetime) -> dict[str, set[str]]:
-    """Withdraw what these timers wrote ahead that is not due by `now`; timer -> the marks of what they wrote
-    ahead that is (published, or about to be, whatever happens now)."""
+async def withdraw(conn: AsyncConnection, outbox: sa.Table, timers: list[str],
+                   now: datetime) -> dict[str, dict[str, datetime]]:
+    """Withdraw what these timers wrote ahead that is not due by `now`; timer -> {mark: instant} of what they
+    wrote ahead that is sent: published, or due by `now` (it goes out whatever happens now). A row a relay is
+    publishing is waited for (the relay locks it) and counts as sent."""
     if not timers:
         return {}
     o = outbox.c
     await conn.execute(outbox.delete().where(among(o.timer, timers), o.published_at.is_(None), o.due_at > now))
-    gone: dict[str, set[str]] = {}
-    for timer, mark in await conn.execute(sa.select(o.timer, o.mark).where(among(o.timer, timers))):
-        gone.setdefault(timer, set()).add(mark)
-    return gone
+    sent: dict[str, dict[str, datetime]] = {}
+    for timer, mark, due_at in await conn.execute(sa.select(o.timer, o.mark, o.due_at).where(among(o.timer, timers))):
+        sent.setdefault(timer, {})[mark] = due_at
+    return sent
 
 
 class UnitOfWork:
@@ -166,7 +168,7 @@ class UnitOfWork:
         """Publish events built ahead of this unit of work, if and only if it commits."""
         self._events.rows.extend(events.rows)
 
-    async def withdraw(self, timers: list[str], now: datetime) -> dict[str, set[str]]:
+    async def withdraw(self, timers: list[str], now: datetime) -> dict[str, dict[str, datetime]]:
         """`withdraw` in this transaction."""
         return await withdraw(self.conn, self.outbox, timers, now)
 

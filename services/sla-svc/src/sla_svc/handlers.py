@@ -7,7 +7,7 @@ moves a clock's saved state on to now, which is the same as folding again (prove
 
 import dataclasses
 import uuid
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -23,6 +23,7 @@ from .reviews import BreachRef, record_breaches
 
 RETRY_LOCKED = timedelta(milliseconds=200)
 PREPARE_AHEAD = timedelta(seconds=10)  # a clock's next warning or breach is computed this long before it
+SAME_INSTANT = timedelta(milliseconds=1)  # a schedule (float seconds) naming a clock's next instant
 PUBLISHED_FIRST = 1.0  # seconds a timer waits at most for the events written ahead to go out before recording
 CLOCK_IDS = uuid.UUID("5b1a0c3e-7d4f-4c7e-9a59-2f0e6b1c8d21")  # namespace: a replay gives every clock its id
 
@@ -113,10 +114,11 @@ class Clocks:
         if opened is None:  # its other events came first: the clocks start when the opening arrives
             return []
         known = await repository.clocks_of_incident(uow.conn, incident_id, for_update=True)
+        now = max(now, datetime.now(UTC))  # the locks may have been waited for: what is due by now is sent
         sent = await uow.withdraw([c.id for c in known], now) if known else {}
         agreements = await repository.agreements_for_service(uow.conn, opened.service_id)
         clocks = await self.fold(uow.conn, incident_id, facts, agreements, known, now)
-        breaches = [b for clock in clocks for b in publish(uow, clock, now, sent.get(clock.id, ()))]
+        breaches = [b for clock in clocks for b in publish(uow, clock, now, sent.get(clock.id, {}))]
         await repository.upsert_clocks(uow.conn, clocks)
         await repository.recheck_from(uow.conn, clocks)
         await record_breaches(uow, breaches)
@@ -164,13 +166,15 @@ class Clocks:
             instants = dict(due)
             locked = await repository.lock_clocks(uow.conn, list(instants))
             sent = await uow.withdraw(list(locked), datetime.now(UTC))  # e.g. by a replica, or before a restart
-            clocks = await repository.get_clocks(uow.conn, list(locked))
+            # a replica's schedule may be stale (another changed the clock): only the row's own next instant
+            clocks = [c for c in await repository.get_clocks(uow.conn, list(locked))
+                      if c.state.next_due is not None and abs(c.state.next_due - instants[c.id]) < SAME_INSTANT]
             specs = await self._specs(uow.conn, clocks)
             prepared = []
             for clock in clocks:
-                at = instants[clock.id]
+                at = clock.state.next_due
                 events = EventRows(uow.source, ahead_of=at, timer=clock.id)
-                breaches = await self._move_on(uow.conn, clock, specs, at, events, sent.get(clock.id, ()))
+                breaches = await self._move_on(uow.conn, clock, specs, at, events, sent.get(clock.id, {}))
                 uow.add(events)
                 prepared.append(_Prepared(clock=clock, at=at, breaches=breaches,
                                           saved=repository.saved_columns(clock), wrote=bool(events.rows)))
@@ -197,13 +201,13 @@ class Clocks:
             ready = [p for clock_id, version in versions.items()
                      if (p := self._prepared.pop(clock_id, None)) is not None and p.still(version, now)]
             unprepared = sorted(set(versions) - {p.clock.id for p in ready})
-            sent = await uow.withdraw(unprepared, now) if unprepared else {}
             stale = await repository.get_clocks(uow.conn, unprepared) if unprepared else []
             behind = [p.clock for p in ready if p.clock.state.next_due is not None and p.clock.state.next_due <= now]
+            sent = await uow.withdraw([c.id for c in stale + behind], now) if stale or behind else {}
             specs = await self._specs(uow.conn, stale + behind)
             breaches = [b for p in ready for b in p.breaches]
             for clock in stale + behind:
-                breaches += await self._move_on(uow.conn, clock, specs, now, uow, sent.get(clock.id, ()))
+                breaches += await self._move_on(uow.conn, clock, specs, now, uow, sent.get(clock.id, {}))
             moved = {c.id for c in stale + behind}
             await repository.save_clocks(uow.conn, [repository.saved_columns(c) for c in stale + behind]
                                          + [p.saved for p in ready if p.clock.id not in moved])
@@ -221,7 +225,8 @@ class Clocks:
         overdue = [c for c in clocks if c.state.next_due is not None and c.state.next_due <= now]
         specs = await self._specs(conn, overdue)
         for clock in overdue:
-            await self._advance(conn, clock, specs, now)
+            if (clock.agreement_id, clock.metric, clock.objective_id) in specs:
+                await self._advance(conn, clock, specs, now)
 
     async def _specs(self, conn, clocks: list[Clock]) -> dict[tuple, ClockSpec]:
         if not clocks:  # every clock of a batch prepared: no query
@@ -230,7 +235,7 @@ class Clocks:
         return {(a.id, s.metric, s.objective_id): s for a in agreements.values() for s in a.clock_specs}
 
     async def _move_on(self, conn, clock: Clock, specs: dict[tuple, ClockSpec], now: datetime,
-                       outbox: UnitOfWork | EventRows, sent: Collection[str] = ()) -> list[BreachRef]:
+                       outbox: UnitOfWork | EventRows, sent: Mapping[str, datetime]) -> list[BreachRef]:
         """Move a saved clock on to `now` and publish what fell due (but `sent`); return its new breaches."""
         await self._advance(conn, clock, specs, now)
         return publish(outbox, clock, now, sent)
@@ -281,12 +286,15 @@ def _event_of(clock: Clock, entry: Entry) -> schemas.EventData | None:
 
 
 def publish(outbox: UnitOfWork | EventRows, clock: Clock, now: datetime,
-            sent: Collection[str] = ()) -> list[BreachRef]:
+            sent: Mapping[str, datetime] | None = None) -> list[BreachRef]:
     """Publish each timeline entry due by `now` once, stamped with its own instant; return the new breaches.
 
-    `sent`: the keys of entries whose events were written ahead and can no longer be withdrawn (`withdraw`):
-    they are recorded, not published again. A ratio objective's ticket clock publishes nothing: its objective
-    is breached or not as a whole."""
+    `sent`: key -> instant of the entries whose events were written ahead and can no longer be withdrawn
+    (`withdraw`): they are recorded as published, not published again; also when the timeline no longer has
+    them (a late event stopped the clock before its deadline, after the breach went out: as when a breach was
+    recorded before such an event, the review keeps it). A ratio objective's ticket clock publishes nothing:
+    its objective is breached or not as a whole."""
+    sent = sent or {}
     breaches = []
     for entry in clock.state.timeline:
         if entry.key in clock.published or entry.at > now:
@@ -295,12 +303,21 @@ def publish(outbox: UnitOfWork | EventRows, clock: Clock, now: datetime,
         if clock.objective_id is not None:
             continue
         if entry.kind == "breached":
-            breaches.append(BreachRef(agreement_id=clock.agreement_id, service_id=clock.service_id, kind="clock",
-                                      ref_id=clock.id, incident_id=clock.incident_id, breached_at=entry.at))
+            breaches.append(_breach_ref(clock, entry.at))
         data = _event_of(clock, entry) if entry.key not in sent else None
         if data is not None:
             outbox.emit(data, key=clock.incident_id, subject=clock.id, time=entry.at, mark=entry.key)
+    for key, at in sent.items():  # out at their instant, whatever the timeline says now
+        if key not in clock.published:
+            clock.published.add(key)
+            if key == "breached" and clock.objective_id is None:
+                breaches.append(_breach_ref(clock, at))
     return breaches
+
+
+def _breach_ref(clock: Clock, at: datetime) -> BreachRef:
+    return BreachRef(agreement_id=clock.agreement_id, service_id=clock.service_id, kind="clock", ref_id=clock.id,
+                     incident_id=clock.incident_id, breached_at=at)
 
 
 async def create_agreement(uow: UnitOfWork, agreement: Agreement) -> Agreement:
