@@ -365,7 +365,7 @@ class OutboxRelay:
     _task: asyncio.Task | None = None
     _next_due: datetime | None = None  # the earliest instant of a row written ahead, as the last turn saw it
     _turn_full: bool = False  # the last turn stopped at `batches_per_turn`: rows may be left
-    _through: datetime = datetime.min.replace(tzinfo=UTC)  # every row due by then is published
+    _through: datetime = datetime.min.replace(tzinfo=UTC)  # every row due by then is handed over
     _turned: asyncio.Event = field(default_factory=asyncio.Event)  # set (and replaced) when `_through` moves
 
     def start(self) -> None:
@@ -396,8 +396,8 @@ class OutboxRelay:
             await self.wakeup.wait(timeout)
 
     async def published_through(self, instant: datetime, timeout: float) -> bool:
-        """Wait until this relay has published every row due by `instant` (or `timeout` seconds went by: another
-        replica's relay may be publishing them); whether it has."""
+        """Wait until this relay has handed every row due by `instant` over to the transport (or `timeout` seconds
+        went by: another replica's relay may be publishing them); whether it has."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 while self._through < instant:
@@ -442,11 +442,15 @@ class OutboxRelay:
             raise failed[0]
         self._turn_full = len(handed) == self.batches_per_turn
         if not self._turn_full:
-            self._through = now
-            self._turned.set()
-            self._turned = asyncio.Event()
+            self._handed_through(now)
         metrics.OUTBOX_BACKLOG.labels(self.service).set(self.batch_size if self._turn_full else 0)
         return sum(len(rows) for rows, _ in handed)
+
+    def _handed_through(self, instant: datetime) -> None:
+        if instant > self._through:
+            self._through = instant
+            self._turned.set()
+            self._turned = asyncio.Event()
 
     async def _next_instant(self, conn: AsyncConnection, now: datetime) -> datetime | None:
         """When to look at the rows written ahead again: at the earliest instant after `now` one is due, or in a
@@ -459,18 +463,25 @@ class OutboxRelay:
         return earliest
 
     async def _due_rows(self, conn: AsyncConnection, now: datetime):
-        """Batches of the unpublished rows due by `now`: those written ahead by their instant, then the others by
-        id, each read once the one before is handed over."""
+        """Batches of the unpublished rows due: those written ahead by their instant (read on while more fall due,
+        so that instants spread over a second go out as they come), then the others by id, committed by `now`;
+        each read once the one before is handed over."""
         o = self.outbox.c
         columns = (o.id, o.topic, o.key, o.headers, o.payload, o.traceparent, o.created_at, o.due_at)
-        ahead = (sa.select(*columns).where(o.published_at.is_(None), o.due_at.is_not(None), o.due_at <= now)
+        ahead = (sa.select(*columns).where(o.published_at.is_(None), o.due_at.is_not(None))
                  .order_by(o.due_at, o.id).limit(self.batch_size).with_for_update(skip_locked=True))
         after: tuple = ()
-        while rows := (await conn.execute(ahead.where(sa.tuple_(o.due_at, o.id) > after) if after else ahead)).all():
-            yield rows
-            if len(rows) < self.batch_size:
+        while True:
+            read_at = datetime.now(UTC)
+            rows = (await conn.execute(ahead.where(o.due_at <= read_at, *(
+                [sa.tuple_(o.due_at, o.id) > after] if after else [])))).all()
+            if rows:
+                yield rows
+                after = (rows[-1].due_at, rows[-1].id)
+            if len(rows) < self.batch_size:  # every row due by then is handed over
+                self._handed_through(read_at)
+            if not rows:
                 break
-            after = (rows[-1].due_at, rows[-1].id)
         current = (sa.select(*columns).where(o.published_at.is_(None), o.due_at.is_(None))
                    .order_by(o.id).limit(self.batch_size))
         after_id = 0
