@@ -249,3 +249,41 @@ async def test_a_row_the_relay_is_publishing_is_sent_not_withdrawn(engine, trans
     async with engine.connect() as conn:
         [row] = (await conn.execute(sa.select(outbox.c.published_at).where(outbox.c.timer == timer))).all()
     assert row.published_at is not None
+
+
+class Slow:
+    """A transport that takes `seconds` to hand each batch over."""
+
+    def __init__(self, transport: KafkaTransport, seconds: float):
+        self.transport, self.seconds = transport, seconds
+
+    async def hand_over(self, messages):
+        await asyncio.sleep(self.seconds)
+        return await self.transport.hand_over(messages)
+
+    def __getattr__(self, name):
+        return getattr(self.transport, name)
+
+
+async def test_rows_falling_due_all_the_time_leave_the_rows_for_now_half_a_turn(engine, transport, kafka_bootstrap):
+    """Rows written ahead that keep falling due while a turn reads them (one every 40 ms, a batch handed over in
+    50 ms) are read for half a turn; the rows committed for now go out in the other half, not after them."""
+    await transport.ensure_topics([topics.SLA])
+    start = datetime.now(UTC)
+    await write_ahead(engine, *(written_ahead(start + timedelta(milliseconds=40 * n), f"t-{uuid.uuid4()}", ["w"])
+                                for n in range(100)))
+    topic = f"test.relay.{uuid.uuid4().hex[:8]}"
+    await transport.ensure_topics([topic])
+    current = await add_rows(engine, topic, ["k"])
+    relay = OutboxRelay(engine=engine, outbox=outbox, transport=Slow(transport, 0.05), service="relay-trickle",
+                        batch_size=100, batches_per_turn=4)
+
+    await relay.publish()
+
+    async with engine.connect() as conn:
+        published = (await conn.execute(sa.select(outbox.c.published_at)
+                                        .where(outbox.c.event_id == current[0]))).scalar()
+        ahead_left = (await conn.execute(sa.select(sa.func.count()).where(
+            outbox.c.timer.is_not(None), outbox.c.published_at.is_(None)))).scalar()
+    assert published is not None, "the row for now went out in the same turn"
+    assert ahead_left > 0 and relay._turn_full, "rows written ahead are left to the next turn, at once"

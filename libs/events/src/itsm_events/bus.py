@@ -365,6 +365,7 @@ class OutboxRelay:
     _task: asyncio.Task | None = None
     _next_due: datetime | None = None  # the earliest instant of a row written ahead, as the last turn saw it
     _turn_full: bool = False  # the last turn stopped at `batches_per_turn`: rows may be left
+    _ahead_left: bool = False  # the last turn stopped reading rows written ahead while more fell due
     _through: datetime = datetime.min.replace(tzinfo=UTC)  # every row due by then is handed over
     _turned: asyncio.Event = field(default_factory=asyncio.Event)  # set (and replaced) when `_through` moves
 
@@ -417,6 +418,7 @@ class OutboxRelay:
         (Rows committed late with a lower id go in the next turn.)"""
         handed: list[tuple[list, asyncio.Future]] = []
         outcomes: list = []
+        self._ahead_left = False
         now = datetime.now(UTC)
         async with self.engine.connect() as conn, conn.begin():
             if not (await conn.execute(_TAKE_RELAY_LOCK)).scalar():
@@ -440,7 +442,7 @@ class OutboxRelay:
         failed = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
         if failed:
             raise failed[0]
-        self._turn_full = len(handed) == self.batches_per_turn
+        self._turn_full = len(handed) == self.batches_per_turn or self._ahead_left
         if not self._turn_full:
             self._handed_through(now)
         metrics.OUTBOX_BACKLOG.labels(self.service).set(self.batch_size if self._turn_full else 0)
@@ -464,14 +466,18 @@ class OutboxRelay:
 
     async def _due_rows(self, conn: AsyncConnection, now: datetime):
         """Batches of the unpublished rows due: those written ahead by their instant (read on while more fall due,
-        so that instants spread over a second go out as they come), then the others by id, committed by `now`;
-        each read once the one before is handed over."""
+        so that instants spread over a second go out as they come, for half a turn unless the batches are full),
+        then the others by id, committed by `now`; each read once the one before is handed over."""
         o = self.outbox.c
         columns = (o.id, o.topic, o.key, o.headers, o.payload, o.traceparent, o.created_at, o.due_at)
         ahead = (sa.select(*columns).where(o.published_at.is_(None), o.due_at.is_not(None))
                  .order_by(o.due_at, o.id).limit(self.batch_size).with_for_update(skip_locked=True))
         after: tuple = ()
-        while True:
+        rows: list = []
+        for read in range(self.batches_per_turn):
+            if read == max(1, self.batches_per_turn // 2) and len(rows) < self.batch_size:
+                self._ahead_left = True  # still falling due: the rows for now get the rest of the turn
+                break
             read_at = datetime.now(UTC)
             rows = (await conn.execute(ahead.where(o.due_at <= read_at, *(
                 [sa.tuple_(o.due_at, o.id) > after] if after else [])))).all()
