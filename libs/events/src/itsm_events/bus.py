@@ -443,8 +443,6 @@ class OutboxRelay:
         if failed:
             raise failed[0]
         self._turn_full = len(handed) == self.batches_per_turn or self._ahead_left
-        if not self._turn_full:
-            self._handed_through(now)
         metrics.OUTBOX_BACKLOG.labels(self.service).set(self.batch_size if self._turn_full else 0)
         return sum(len(rows) for rows, _ in handed)
 

@@ -203,13 +203,14 @@ class Clocks:
             unprepared = sorted(set(versions) - {p.clock.id for p in ready})
             stale = await repository.get_clocks(uow.conn, unprepared) if unprepared else []
             behind = [p.clock for p in ready if p.clock.state.next_due is not None and p.clock.state.next_due <= now]
-            sent = await uow.withdraw([c.id for c in stale + behind], now) if stale or behind else {}
-            specs = await self._specs(uow.conn, stale + behind)
+            moving = stale + behind  # moved on to now here
+            sent = await uow.withdraw([c.id for c in moving], now) if moving else {}
+            specs = await self._specs(uow.conn, moving)
             breaches = [b for p in ready for b in p.breaches]
-            for clock in stale + behind:
+            for clock in moving:
                 breaches += await self._move_on(uow.conn, clock, specs, now, uow, sent.get(clock.id, {}))
-            moved = {c.id for c in stale + behind}
-            await repository.save_clocks(uow.conn, [repository.saved_columns(c) for c in stale + behind]
+            moved = {c.id for c in moving}
+            await repository.save_clocks(uow.conn, [repository.saved_columns(c) for c in moving]
                                          + [p.saved for p in ready if p.clock.id not in moved])
             clocks = stale + [p.clock for p in ready]
             await repository.recheck_from(uow.conn, clocks)
@@ -286,7 +287,7 @@ def _event_of(clock: Clock, entry: Entry) -> schemas.EventData | None:
 
 
 def publish(outbox: UnitOfWork | EventRows, clock: Clock, now: datetime,
-            sent: Mapping[str, datetime] | None = None) -> list[BreachRef]:
+            sent: Mapping[str, datetime]) -> list[BreachRef]:
     """Publish each timeline entry due by `now` once, stamped with its own instant; return the new breaches.
 
     `sent`: key -> instant of the entries whose events were written ahead and can no longer be withdrawn
@@ -294,7 +295,6 @@ def publish(outbox: UnitOfWork | EventRows, clock: Clock, now: datetime,
     them (a late event stopped the clock before its deadline, after the breach went out: as when a breach was
     recorded before such an event, the review keeps it). A ratio objective's ticket clock publishes nothing:
     its objective is breached or not as a whole."""
-    sent = sent or {}
     breaches = []
     for entry in clock.state.timeline:
         if entry.key in clock.published or entry.at > now:
