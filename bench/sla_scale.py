@@ -3,7 +3,7 @@
     python -m bench.sla_scale clocks|breaches|replay|all [-n N] [--profile] [--in-process] [--review-open] [--spread]
 
 - clocks: ONE sla-svc process holds 1,000,000 running clocks in under 1 GB. The clocks table is
-  filled with SQL (the `state` JSONB built the way ClockState.to_dict() writes it, checked against
+  filled with SQL (the `state` JSON built the way ClockState.to_dict() writes it, checked against
   the fold), sla-svc is started and loads every timer at start-up; its VmRSS and VmHWM are read
   from /proc once it logs "sla-svc timers running: N clocks loaded". The count behind a compliance
   refresh (repository.compliance_counts) over those clocks is timed too.
@@ -195,8 +195,8 @@ SELECT md5('bench-clock/' || i)::uuid::text, $6, md5('bench-incident/' || i)::uu
            'status', 'new', 'counts', '{{"started": 1}}'::jsonb,
            'timeline', jsonb_build_array(jsonb_build_object(
                'kind', 'started', 'at', {_iso_sql('opened')}, 'key', 'started:1',
-               'details', jsonb_build_object('priority', 3, 'target_seconds', $8::jsonb)))),
-       '["started:1"]'::jsonb
+               'details', jsonb_build_object('priority', 3, 'target_seconds', $8::jsonb))))::json,
+       '["started:1"]'::json
 FROM s
 """
 

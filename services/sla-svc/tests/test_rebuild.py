@@ -173,7 +173,7 @@ async def test_rebuild_from_the_topics_gives_the_live_clocks_breaches_reviews_an
         analyzed = set((await conn.execute(sa.text(  # bulk-loaded tables come with statistics to plan queries by
             "SELECT tablename, attname FROM pg_stats WHERE schemaname = :schema"), {"schema": target})).all())
     assert {("clocks", "agreement_id"), ("incident_facts", "incident_id")} <= analyzed
-    assert ("clocks", "state") not in analyzed  # not the JSONB states: no query selects clocks by them
+    assert ("clocks", "state") not in analyzed  # not the JSON states: no query selects clocks by them
 
 
 async def _stage(sla, incident_id: str, metric: str, stage: str) -> bool:
@@ -247,3 +247,29 @@ async def test_the_rebuild_command_line(sla_app, service_settings):
     assert report["schema"] == target and report["records"] > 0 and report["processes"] >= 1
     again = await run("--replace", "--processes", "0")  # every partition in the command's own process
     assert again["processes"] == 0 and again["records"] >= report["records"]
+
+
+async def test_the_keys_of_the_bulk_loaded_tables_are_built_as_indexes_first_and_added_on_them(
+        sla_app, service_settings):
+    """Every index, those of the primary and unique keys too, is built on its own (several at once); the key
+    then only takes its index over. Adding a key by its definition would build its index again, one at a time."""
+    from itsm_runtime.db import create_engine, migrate
+    from sla_svc.db import MIGRATIONS
+
+    runtime = sla_app.state.runtime
+    schema = f"keys_{uuid.uuid4().hex[:6]}"
+    engine = create_engine(service_settings(type(runtime.settings)).database_url, schema=schema)
+    try:
+        await migrate(engine, migrations_dir=MIGRATIONS, schema=schema)
+        async with engine.connect() as conn:
+            transaction = await conn.begin()
+            indexes = await rebuild_module._drop_indexes(conn, schema, rebuild_module.BULK_LOADED)
+            await transaction.rollback()
+    finally:
+        await engine.dispose()
+    built = {statement.split(" ON ")[0].split()[-1] for statement in indexes.builds}
+    assert {"clocks_pkey", "uq_clock_per_target", "incident_facts_pkey", "ix_clocks_incident_id"} <= built
+    assert f'ALTER TABLE "{schema}"."clocks" ADD CONSTRAINT "clocks_pkey" PRIMARY KEY USING INDEX "clocks_pkey"' \
+        in indexes.constraints
+    assert any("uq_clock_per_target\" UNIQUE USING INDEX" in c for c in indexes.constraints)
+    assert any("FOREIGN KEY (agreement_id) REFERENCES agreements(id)" in c for c in indexes.constraints)

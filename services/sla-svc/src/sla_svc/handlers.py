@@ -6,6 +6,7 @@ moves a clock's saved state on to now, which is the same as folding again (prove
 """
 
 import dataclasses
+import hashlib
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -26,11 +27,20 @@ PREPARE_AHEAD = timedelta(seconds=10)  # a clock's next warning or breach is com
 SAME_INSTANT = timedelta(milliseconds=1)  # a schedule (float seconds) naming a clock's next instant
 PUBLISHED_FIRST = 1.0  # seconds a timer waits at most for the events written ahead to go out before recording
 CLOCK_IDS = uuid.UUID("5b1a0c3e-7d4f-4c7e-9a59-2f0e6b1c8d21")  # namespace: a replay gives every clock its id
+_CLOCK_IDS_HASHED = hashlib.sha1(CLOCK_IDS.bytes, usedforsecurity=False)
 
 
 def clock_id(agreement_id: str, incident_id: str, spec: ClockSpec) -> str:
+    """`str(uuid.uuid5(CLOCK_IDS, name))`, written from the SHA-1 digest: a third of the time uuid5 takes
+    (3.4 µs), which a rebuild spends on every clock."""
     name = f"{agreement_id}/{incident_id}/{spec.metric}"
-    return str(uuid.uuid5(CLOCK_IDS, f"{name}/{spec.objective_id}" if spec.objective_id else name))
+    digest = _CLOCK_IDS_HASHED.copy()
+    digest.update((f"{name}/{spec.objective_id}" if spec.objective_id else name).encode())
+    x = digest.hexdigest()  # version 5 in the 13th digit, the RFC 4122 variant in the top bits of the 17th
+    return f"{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT[int(x[16], 16) & 3]}{x[17:20]}-{x[20:32]}"
+
+
+_VARIANT = "89ab"
 
 
 def fact_of(event_id: str, data: schemas.EventData) -> tuple[str, Fact]:

@@ -287,7 +287,7 @@ async def rebuild(settings: Settings, *, schema: str, replace: bool = False,
         async with UnitOfWork(engine, platform["outbox"], source="/sla-svc") as uow:
             with steps.timed("indexes built and tables analyzed, and meanwhile statuses stored and breaches recorded"):
                 await asyncio.gather(_store_statuses_and_breaches(uow, replayed),
-                                     _add_indexes(engine, recreate, os.cpu_count() or 1))
+                                     _add_indexes(engine, recreate, os.cpu_count() or 1, steps))
             calendars = CalendarStore(fixed=True)
             agreements = await repository.all_agreements(uow.conn)
             with_objectives = [a for a in agreements if a.objectives]
@@ -423,7 +423,7 @@ async def _drop_indexes(conn, schema: str, tables: tuple[str, ...]) -> Indexes:
     Loading rows into a table without them and building each index once afterwards, by sorting, takes half the
     time PostgreSQL takes to insert every row into every index (measured); a duplicate key still fails, then."""
     constraints = (await conn.execute(sa.text(
-        "SELECT t.relname, c.conname, c.contype, pg_get_constraintdef(c.oid), pg_get_indexdef(c.conindid) "
+        "SELECT t.relname, c.conname, c.contype::text, pg_get_constraintdef(c.oid), pg_get_indexdef(c.conindid) "
         "FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid JOIN pg_namespace n ON n.oid = t.relnamespace "
         "WHERE n.nspname = :schema AND t.relname = ANY(:tables) AND c.contype IN ('p', 'u', 'f') "
         "ORDER BY c.contype DESC, c.conname"), {"schema": schema, "tables": list(tables)})).all()  # keys first
@@ -444,7 +444,7 @@ async def _drop_indexes(conn, schema: str, tables: tuple[str, ...]) -> Indexes:
         tables=[f'"{schema}"."{table}"' for table in tables])
 
 
-async def _add_indexes(engine, indexes: Indexes, connections: int) -> None:
+async def _add_indexes(engine, indexes: Indexes, connections: int, steps: Steps) -> None:
     """Build the indexes over `connections` connections at once (each takes the next one left), then add the
     constraints and analyze the tables."""
     left = list(reversed(indexes.builds))
@@ -454,18 +454,21 @@ async def _add_indexes(engine, indexes: Indexes, connections: int) -> None:
             while left:
                 await conn.execute(sa.text(left.pop()))
 
-    await asyncio.gather(*(build() for _ in range(connections)))
-    async with engine.begin() as conn:
-        for statement in indexes.constraints:
-            await conn.execute(sa.text(statement))
+    with steps.timed("  of which indexes built"):
+        await asyncio.gather(*(build() for _ in range(connections)))
+    with steps.timed("  of which constraints added"):
+        async with engine.begin() as conn:
+            for statement in indexes.constraints:
+                await conn.execute(sa.text(statement))
     # Statistics, so that the queries from here on (compliance counts) and the service's once it switches to the
     # schema are planned for the tables' real contents: without them, an agreement's 100,000 clocks were read
     # through an index in random order (0.6 s) instead of by a scan.
-    await asyncio.gather(*(_analyze(engine, table) for table in indexes.tables))
+    with steps.timed("  of which tables analyzed"):
+        await asyncio.gather(*(_analyze(engine, table) for table in indexes.tables))
 
 
 async def _analyze(engine, table: str) -> None:
-    """Statistics of the columns queries select rows by: of every column, the clocks' JSONB states included,
+    """Statistics of the columns queries select rows by: of every column, the clocks' JSON states included,
     ANALYZE took 0.5 s for 100,000 clocks."""
     async with engine.begin() as conn:
         columns = (await conn.execute(sa.text(

@@ -101,7 +101,7 @@ def clock_from_row(row) -> Clock:
 # The columns that change as a clock moves on, with their types, in the order of `saved_columns`.
 _MUTABLE = {"priority": "smallint", "target_seconds": "float8", "stage": "text", "deadline": "timestamptz",
             "warnings_fired": "smallint", "breached": "boolean", "breached_at": "timestamptz",
-            "completed_at": "timestamptz", "next_due_at": "timestamptz", "state": "jsonb", "published": "jsonb"}
+            "completed_at": "timestamptz", "next_due_at": "timestamptz", "state": "json", "published": "json"}
 # A whole clock row, in the order of `clock_records`: what is set once, then what changes.
 _CLOCK = {"id": "text", "agreement_id": "text", "incident_id": "text", "service_id": "text", "customer_id": "text",
           "metric": "text", "objective_id": "text", "calendar_id": "text", "calendar_version": "integer",
@@ -176,7 +176,7 @@ async def add_fact(conn: AsyncConnection, incident_id: str, fact: Fact) -> bool:
 
 async def copy_records(conn: AsyncConnection, table: sa.Table, columns: tuple[str, ...], records: list[tuple]) -> None:
     """Bulk-load rows, as tuples in the order of `columns`, into an empty table (PostgreSQL COPY): for a rebuild
-    into a fresh schema. A JSONB value is given as its JSON text."""
+    into a fresh schema. A JSON value is given as its JSON text."""
     if not records:
         return
     await (await driver(conn)).copy_records_to_table(table.name, columns=columns, records=records)

@@ -1,7 +1,7 @@
 """sla-svc tables (schema `sla`)."""
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSON, JSONB
 
 from itsm_runtime.service import platform_tables
 
@@ -47,8 +47,9 @@ clocks = sa.Table(
     sa.Column("breached_at", sa.DateTime(timezone=True)),
     sa.Column("completed_at", sa.DateTime(timezone=True)),
     sa.Column("next_due_at", sa.DateTime(timezone=True)),
-    sa.Column("state", JSONB, nullable=False),  # fold.ClockState.to_dict(), timeline included
-    sa.Column("published", JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),  # timeline keys
+    # read and written whole, never queried: json, which PostgreSQL only checks, not jsonb, which it parses
+    sa.Column("state", JSON, nullable=False),  # fold.ClockState.to_dict(), timeline included
+    sa.Column("published", JSON, nullable=False, server_default=sa.text("'[]'::json")),  # timeline keys
     sa.Column("created_seq", sa.BigInteger, sa.Identity(), nullable=False, unique=True),
     sa.UniqueConstraint("agreement_id", "incident_id", "metric", "objective_id", name="uq_clock_per_target",
                         postgresql_nulls_not_distinct=True),

@@ -14,7 +14,7 @@ plus `running_since`, so it is exact on any calendar and paused time never count
 a priority change while paused.
 """
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -89,23 +89,23 @@ class ClockState:
 
     def to_dict(self) -> dict:
         """JSON-ready, for saving; `from_dict` reads it back."""
-        return self._fields(_iso)
-
-    def to_json(self) -> bytes:
-        """`to_dict()` as JSON text, the same but ten times faster: orjson writes a datetime as isoformat() does."""
-        return orjson.dumps(self._fields(_as_is))
-
-    def _fields(self, iso: Callable[[datetime | None], object]) -> dict:
         return {
             "metric": self.metric, "priority": self.priority, "target_seconds": self.target_seconds,
-            "started_at": iso(self.started_at), "stage": str(self.stage), "accumulated": self.accumulated,
-            "running_since": iso(self.running_since), "paused": self.paused, "stopped": self.stopped,
-            "breached_at": iso(self.breached_at), "completed_at": iso(self.completed_at),
-            "last_change_at": iso(self.last_change_at), "deadline": iso(self.deadline), "warned": list(self.warned),
-            "next_due": iso(self.next_due), "status": self.status, "counts": dict(self.counts),
-            "timeline": [{"kind": e.kind, "at": iso(e.at), "key": e.key, "details": e.details}
+            "started_at": _iso(self.started_at), "stage": str(self.stage), "accumulated": self.accumulated,
+            "running_since": _iso(self.running_since), "paused": self.paused, "stopped": self.stopped,
+            "breached_at": _iso(self.breached_at), "completed_at": _iso(self.completed_at),
+            "last_change_at": _iso(self.last_change_at), "deadline": _iso(self.deadline),
+            "warned": list(self.warned), "next_due": _iso(self.next_due), "status": self.status,
+            "counts": dict(self.counts),
+            "timeline": [{"kind": e.kind, "at": _iso(e.at), "key": e.key, "details": e.details}
                          for e in self.timeline],
         }
+
+    def to_json(self) -> bytes:
+        """`to_dict()` as JSON text, the same (in another key order) but ten times faster: orjson writes the
+        dataclass itself, its fields and its entries', a datetime as isoformat() does, the stage by its value and
+        a tuple as a list."""
+        return orjson.dumps(self)
 
     @classmethod
     def from_dict(cls, data: Mapping) -> "ClockState":
@@ -134,10 +134,6 @@ class ClockState:
 
 def _iso(at: datetime | None) -> str | None:
     return at.isoformat() if at is not None else None
-
-
-def _as_is(at: datetime | None) -> datetime | None:
-    return at
 
 
 def _when(text: str | None) -> datetime | None:
