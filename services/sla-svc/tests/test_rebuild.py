@@ -273,3 +273,48 @@ async def test_the_keys_of_the_bulk_loaded_tables_are_built_as_indexes_first_and
         in indexes.constraints
     assert any("uq_clock_per_target\" UNIQUE USING INDEX" in c for c in indexes.constraints)
     assert any("FOREIGN KEY (agreement_id) REFERENCES agreements(id)" in c for c in indexes.constraints)
+
+
+async def test_an_incident_whose_events_are_on_several_partitions_is_rebuilt_whole(
+        sla, sla_app, kafka_producer, service_settings):
+    """Its topic was given more partitions, or an event was produced again under another key: each worker reads
+    a part of the incident's events. The rebuild folds its clocks from all of them, and an event read from two
+    partitions is one fact, as the live service has them."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    agreement = await make_agreement(sla, within="PT1H", metric="resolution", priority=1,
+                                     effective_from=(now - timedelta(days=1)).isoformat(),
+                                     targets=[{"metric": "resolution", "priority": 1, "within": "PT1H"},
+                                              {"metric": "response", "priority": 1, "within": "PT10M"}])
+    incident_id, service_id = str(uuid.uuid4()), agreement["service_id"]
+    common = {"incident_id": incident_id, "service_id": service_id, "priority": 1}
+    opened = new_event(schemas.IncidentOpened(number="INC0000042", title="split", impact=1, urgency=1,
+                                              status="new", opened_at=now - timedelta(hours=3), **common),
+                       source="/test")
+    held = new_event(schemas.IncidentStatusChanged(from_status="new", to_status="on_hold", hold_reason="vendor",
+                                                   changed_at=now - timedelta(hours=2, minutes=50), **common),
+                     source="/test")
+    resolved = new_event(schemas.IncidentStatusChanged(from_status="on_hold", to_status="resolved",
+                                                       changed_at=now - timedelta(hours=1), **common),
+                         source="/test")
+    for event, partition in ((opened, 0), (held, 1), (held, 2), (resolved, 2)):  # `held` twice
+        headers, value = to_kafka(event)
+        await kafka_producer.send_and_wait(topics.INCIDENT, value=value, key=incident_id.encode(),
+                                           headers=list(headers.items()), partition=partition)
+
+    async def stopped() -> bool:
+        return [c["stage"] for c in await clocks_of(sla, incident_id)] == ["completed", "completed"]
+    await eventually(stopped, timeout=30)
+
+    runtime = sla_app.state.runtime
+    settings = service_settings(type(runtime.settings), db_schema=runtime.schema)
+    target = f"rebuilt_{uuid.uuid4().hex[:6]}"
+    report = await rebuild(settings, schema=target, processes=64)  # a worker per partition
+    columns = [c.name for c in clocks.columns if c.name not in COMPARED[clocks]]
+    assert report.processes >= 3
+    await runtime.state["compliance"].refresh([agreement["id"]])  # live compliance settles a moment after
+    live, rebuilt = (await snapshot(runtime.engine, runtime.schema, [agreement["id"]]),
+                     await snapshot(runtime.engine, target, [agreement["id"]]))
+    assert len(live["clocks"]) == 2 and len(live["incident_facts"]) == 3
+    assert [row[columns.index("stage")] for row in rebuilt["clocks"]] == ['"completed"', '"completed"']
+    for table in live:
+        assert rebuilt[table] == live[table], table

@@ -16,9 +16,11 @@ The replay uses every core. Records are keyed by aggregate id, so all the facts 
 one partition: the partitions are shared out among worker processes (forked, one per partition up to
 two per core, the biggest first), and each reads its partitions, stores their facts and folds and
 stores their clocks with COPY, over its own connection and in its own transaction, into tables whose
-indexes and constraints are dropped until all are in. The main process then builds those and, in
-one last transaction, stores the service statuses, records the clocks' breaches in reviews, checks
-the objectives and computes compliance.
+indexes and constraints are dropped until all are in. An incident whose events are on several
+partitions (its topic was given more partitions, or an event was produced again under another key)
+is read in parts by several workers: the main process folds its clocks again from all its facts.
+It then builds the indexes and, in one last transaction, stores the service statuses, records the
+clocks' breaches in reviews, checks the objectives and computes compliance.
 
 So the fresh schema is written in several transactions. It is not in use until an operator switches
 the service to it, and its comment says whether it is complete: `sla-svc rebuild: incomplete` from
@@ -82,6 +84,7 @@ class Steps:
 
     @contextmanager
     def timed(self, name: str) -> Iterator[None]:
+        self.seconds.setdefault(name, 0.0)  # listed before the steps timed inside it
         started = time.perf_counter()
         try:
             yield
@@ -106,7 +109,7 @@ class ShareReplayed:
 
     records: int
     poison: int
-    incidents: int
+    incidents: set[str]  # those whose facts it read
     clocks: int
     breaches: list[BreachRef]
     statuses: list[dict]
@@ -284,9 +287,16 @@ async def rebuild(settings: Settings, *, schema: str, replace: bool = False,
         for share in replayed:
             for name, seconds in share.steps.seconds.items():
                 steps.add(f"workers: {name}", seconds)
+        split = split_incidents(replayed)
+        breaches = [b for share in replayed for b in share.breaches if b.incident_id not in split]
+        clock_count = sum(share.clocks for share in replayed)
+        if split:
+            with steps.timed("incidents read by several workers folded again"):
+                more_clocks, more_breaches = await _fold_again(engine, split, now)
+            clock_count, breaches = clock_count + more_clocks, breaches + more_breaches
         async with UnitOfWork(engine, platform["outbox"], source="/sla-svc") as uow:
             with steps.timed("indexes built and tables analyzed, and meanwhile statuses stored and breaches recorded"):
-                await asyncio.gather(_store_statuses_and_breaches(uow, replayed),
+                await asyncio.gather(_store_statuses_and_breaches(uow, replayed, breaches),
                                      _add_indexes(engine, recreate, os.cpu_count() or 1, steps))
             calendars = CalendarStore(fixed=True)
             agreements = await repository.all_agreements(uow.conn)
@@ -306,8 +316,8 @@ async def rebuild(settings: Settings, *, schema: str, replace: bool = False,
     finally:
         await engine.dispose()
     return RebuildReport(schema=schema, records=records, poison=sum(share.poison for share in replayed),
-                         incidents=sum(share.incidents for share in replayed),
-                         clocks=sum(share.clocks for share in replayed),
+                         incidents=len(set().union(*(share.incidents for share in replayed))),
+                         clocks=clock_count,
                          agreements_with_objectives=len(with_objectives), seconds=time.perf_counter() - started,
                          processes=0 if processes == 0 else len(parts),
                          step_seconds={name: round(seconds, 3) for name, seconds in steps.seconds.items()})
@@ -316,11 +326,40 @@ async def rebuild(settings: Settings, *, schema: str, replace: bool = False,
 STATUS_COLUMNS = ("event_id", "service_id", "status", "observed_at")
 
 
-async def _store_statuses_and_breaches(uow: UnitOfWork, replayed: list["ShareReplayed"]) -> None:
+async def _store_statuses_and_breaches(uow: UnitOfWork, replayed: list["ShareReplayed"],
+                                       breaches: list[BreachRef]) -> None:
     statuses = [row for share in replayed for row in share.statuses]
     await repository.copy_records(uow.conn, service_status, STATUS_COLUMNS, list(
         {r["event_id"]: tuple(r[c] for c in STATUS_COLUMNS) for r in reversed(statuses)}.values()))
-    await record_breaches(uow, [b for share in replayed for b in share.breaches])
+    await record_breaches(uow, breaches)
+
+
+def split_incidents(replayed: list["ShareReplayed"]) -> set[str]:
+    """The incidents whose facts more than one share read: their events are on several partitions (the topic
+    was given more partitions, or an event was produced again under another key), so no worker folded their
+    clocks from all of them."""
+    seen: set[str] = set()
+    split: set[str] = set()
+    for share in replayed:
+        split |= seen & share.incidents
+        seen |= share.incidents
+    return split
+
+
+async def _fold_again(engine, split: set[str], now: datetime) -> tuple[int, list[BreachRef]]:
+    """Fold the clocks of the split incidents again from all their facts, in place of those the workers folded
+    from their part (an event read from two partitions keeps one fact); the clocks added, and their breaches."""
+    ids = sorted(split)
+    async with engine.begin() as conn:
+        await conn.execute(sa.text(
+            "DELETE FROM incident_facts a USING incident_facts b WHERE a.incident_id = ANY(:ids) "
+            "AND b.incident_id = ANY(:ids) AND b.event_id = a.event_id AND a.ctid > b.ctid"), {"ids": ids})
+        dropped = (await conn.execute(sa.text("DELETE FROM clocks WHERE incident_id = ANY(:ids)"),
+                                      {"ids": ids})).rowcount
+        _, folded, breaches = await _fold_clocks(conn, CalendarStore(fixed=True),
+                                                 await repository.facts_of_incidents(conn, ids),
+                                                 await repository.all_agreements(conn), now, Steps())
+    return folded - dropped, breaches
 
 
 async def _replay_shares(settings: Settings, schema: str, parts: list[dict[Partition, int]], now: datetime, *,
@@ -370,7 +409,8 @@ async def _replay_share(database_url: str, bootstrap_servers: str, schema: str, 
 
 
 async def _fold_clocks(conn, calendars: CalendarStore, facts: list[tuple[str, Fact]], agreements, now: datetime,
-                       steps: Steps) -> tuple[int, int, list[BreachRef]]:
+                       steps: Steps) -> tuple[set[str], int, list[BreachRef]]:
+    """Fold and store the clocks of the incidents of `facts`: (those incidents, how many clocks, their breaches)."""
     by_incident: dict[str, list[Fact]] = defaultdict(list)
     for incident_id, fact in facts:
         by_incident[incident_id].append(fact)
@@ -396,7 +436,7 @@ async def _fold_clocks(conn, calendars: CalendarStore, facts: list[tuple[str, Fa
             count, batch, fold_started = count + len(batch), [], time.perf_counter()
     steps.add("fold", time.perf_counter() - fold_started)
     await _store_clocks(conn, batch, steps)
-    return len(by_incident), count + len(batch), breaches
+    return set(by_incident), count + len(batch), breaches
 
 
 async def _store_clocks(conn, batch: list, steps: Steps) -> None:

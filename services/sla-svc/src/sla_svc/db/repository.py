@@ -223,6 +223,12 @@ async def facts_of(conn: AsyncConnection, incident_id: str) -> list[Fact]:
     return [_fact(r) for r in rows]
 
 
+async def facts_of_incidents(conn: AsyncConnection, incident_ids: list[str]) -> list[tuple[str, Fact]]:
+    """(incident id, fact) of every fact of these incidents."""
+    rows = await conn.execute(sa.select(incident_facts).where(among(incident_facts.c.incident_id, incident_ids)))
+    return [(r.incident_id, _fact(r)) for r in rows]
+
+
 async def list_clocks(conn: AsyncConnection, *, incident_id: str | None, agreement_id: str | None,
                       stage: str | None, after_seq: int | None, limit: int) -> tuple[list[Clock], int | None]:
     stmt = sa.select(clocks)
