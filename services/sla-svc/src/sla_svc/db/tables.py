@@ -48,7 +48,7 @@ clocks = sa.Table(
     sa.Column("completed_at", sa.DateTime(timezone=True)),
     sa.Column("next_due_at", sa.DateTime(timezone=True)),
     # read and written whole, never queried: json, which PostgreSQL only checks, not jsonb, which it parses
-    sa.Column("state", JSON, nullable=False),  # fold.ClockState.to_dict(), timeline included
+    sa.Column("state", JSON, nullable=False),  # fold.ClockState.to_json(), timeline included
     sa.Column("published", JSON, nullable=False, server_default=sa.text("'[]'::json")),  # timeline keys
     sa.Column("created_seq", sa.BigInteger, sa.Identity(), nullable=False, unique=True),
     sa.UniqueConstraint("agreement_id", "incident_id", "metric", "objective_id", name="uq_clock_per_target",
