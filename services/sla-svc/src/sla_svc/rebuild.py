@@ -127,6 +127,7 @@ class RebuildReport:
     clocks: int
     agreements_with_objectives: int
     seconds: float
+    split_incidents: int = 0  # read by more than one worker (their events are on several partitions): folded again
     processes: int = 0
     step_seconds: dict[str, float] = field(default_factory=dict)  # worker steps added up over the processes
 
@@ -321,6 +322,7 @@ async def rebuild(settings: Settings, *, schema: str, replace: bool = False,
                          incidents=len(set().union(*(share.incidents for share in replayed))),  # once each
                          clocks=clock_count,
                          agreements_with_objectives=len(with_objectives), seconds=time.perf_counter() - started,
+                         split_incidents=len(split),
                          processes=0 if processes == 0 else len(parts),
                          step_seconds={name: round(seconds, 3) for name, seconds in steps.seconds.items()})
 
