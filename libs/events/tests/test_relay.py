@@ -11,12 +11,13 @@ import pytest
 import sqlalchemy as sa
 
 from itsm_events import EventRows, KafkaTransport, OutboxRelay, UnitOfWork, schemas, topics
-from itsm_events.outbox import messaging_tables, withdraw
+from itsm_events.outbox import dead_letter_table, messaging_tables, withdraw
 from itsm_runtime.db import create_engine
 from itsm_runtime.testing import read_topic
 
 metadata = sa.MetaData()
 outbox, _ = messaging_tables(metadata)
+dead_letters = dead_letter_table(metadata)
 
 
 @pytest.fixture
@@ -287,3 +288,28 @@ async def test_rows_falling_due_all_the_time_leave_the_rows_for_now_half_a_turn(
             outbox.c.timer.is_not(None), outbox.c.published_at.is_(None)))).scalar()
     assert published is not None, "the row for now went out in the same turn"
     assert ahead_left > 0 and relay._turn_full, "rows written ahead are left to the next turn, at once"
+
+
+async def test_a_row_too_large_for_kafka_is_set_aside_as_a_dead_letter_and_the_rows_after_it_go_out(
+        engine, transport, relays, kafka_bootstrap):
+    """Handed over, its batch would fail, and every later batch to its partition too (the idempotent producer's
+    sequence broken): the outbox would stop. It moves to the dead-letter table with its event, whole."""
+    topic = f"test.relay.{uuid.uuid4().hex[:8]}"
+    await transport.ensure_topics([topic])
+    before = await add_rows(engine, topic, ["a", "b"])
+    too_large = await add_rows(engine, topic, ["a"], padding=2 * 1024 * 1024)
+    after = await add_rows(engine, topic, ["a", "c"])
+    relay = relays("relay-large", batch_size=10, dead_letters=dead_letters)
+
+    assert await relay.publish() == 4
+    assert await relay.publish() == 0
+    records = await read_topic(kafka_bootstrap, topic, until=lambda got: len(got) >= 4)
+    assert [event_id_of(r) for r in records if r.key == b"a"] == [before[0], after[0]]
+    assert sorted(event_id_of(r) for r in records) == sorted(before + after)
+    async with engine.connect() as conn:
+        assert (await conn.execute(sa.select(sa.func.count()).select_from(outbox).where(
+            outbox.c.published_at.is_(None)))).scalar() == 0
+        (letter,) = (await conn.execute(sa.select(dead_letters))).all()
+    assert (letter.consumer, letter.topic, letter.partition) == ("relay-large outbox relay", topic, -1)
+    assert letter.headers["ce_id"] == too_large[0] and letter.key == b"a" and len(letter.value) > 2 * 1024 * 1024
+    assert "larger than" in letter.error

@@ -21,6 +21,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import MessageSizeTooLargeError, TopicAlreadyExistsError
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from opentelemetry import trace
 from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -35,6 +36,7 @@ from .tracing import context_from_headers, kafka_instrumented, producing_in
 
 log = logging.getLogger("itsm.bus")
 _PARTITIONER = DefaultPartitioner()  # what AIOKafkaProducer.send uses: murmur2 of the key, as the Java client
+MAX_RECORD_BYTES = 1024 * 1024  # the producer's largest request, within a broker's default message.max.bytes
 tracer = trace.get_tracer("itsm.bus")
 
 
@@ -58,6 +60,7 @@ class Transport(Protocol):
     async def stop(self) -> None: ...
     async def send_many(self, messages: list[Message]) -> None: ...
     async def hand_over(self, messages: list[Message]) -> Awaitable: ...
+    def fits(self, message: Message) -> bool: ...
     def subscribe(self, topics: Iterable[str], group: str, dispatch: DispatchFn) -> None: ...
     async def healthy(self) -> bool: ...
     async def caught_up(self, timeout: float) -> bool: ...
@@ -114,6 +117,7 @@ class KafkaTransport:
             linger_ms=2,
             # a relay batch (500 events of about a kilobyte) goes in a request or two, not one per 16 KiB
             max_batch_size=512 * 1024,
+            max_request_size=MAX_RECORD_BYTES,
         )
         await self._producer.start()
         for topics, group, dispatch in self._subscriptions:
@@ -171,6 +175,14 @@ class KafkaTransport:
     async def send_many(self, messages: list[Message]) -> None:
         """Send in order and wait for every acknowledgement."""
         await (await self.hand_over(messages))
+
+    def fits(self, message: Message) -> bool:
+        """Whether the record is small enough for the producer (and a broker's default `message.max.bytes`).
+
+        One that is not fails its batch, and leaves the idempotent producer's sequence for that partition
+        broken: every later batch to it fails too (OutOfOrderSequenceNumber), measured."""
+        return DefaultRecordBatchBuilder.estimate_size_in_bytes(
+            message.key, message.value, list(message.headers.items())) <= MAX_RECORD_BYTES
 
     async def hand_over(self, messages: list[Message]) -> Awaitable:
         """Queue the records in order (what is handed over later goes after them); the awaitable completes once
@@ -298,6 +310,9 @@ class InProcessTransport:
         await self.send_many(messages)
         return asyncio.sleep(0)
 
+    def fits(self, message: Message) -> bool:
+        return True
+
     async def send_many(self, messages: list[Message]) -> None:
         await self._open.wait()
         for message in messages:
@@ -352,12 +367,14 @@ class OutboxRelay:
     publishing is one transaction holding the outbox's advisory lock. A relay that finds it taken skips its
     turn: the one publishing goes on to the rows committed meanwhile. Rows written ahead of their instant
     (`due_at`) go out when it comes, in the order of their instants, before the rows committed for now.
+    A row whose record is too large for Kafka moves to `dead_letters` (if given), and the outbox goes on.
     """
 
     engine: AsyncEngine
     outbox: sa.Table
     transport: Transport
     service: str
+    dead_letters: sa.Table | None = None
     wakeup: Wakeup = field(default_factory=Wakeup)
     batch_size: int = 500
     batches_per_turn: int = 20  # then the transaction commits, and the lock is free a moment
@@ -413,7 +430,8 @@ class OutboxRelay:
         it; the rows are marked published at the end of the turn, each at the instant its batch was acknowledged,
         and for all to see when the turn commits. A batch the broker did not acknowledge stays unpublished for
         the next turn, and its error fails this one once the others are marked; a batch the transport refused
-        (a record too large) fails the turn whole, and what it handed over goes again. Rows written ahead are
+        fails the turn whole, and what it handed over goes again (a record too large for Kafka is not handed
+        over: `_publishable` sets its row aside). Rows written ahead are
         locked while the turn publishes them, so a timer withdrawing them waits for it and then finds them sent.
         (Rows committed late with a lower id go in the next turn.)"""
         handed: list[tuple[list, asyncio.Future]] = []
@@ -428,8 +446,9 @@ class OutboxRelay:
             try:
                 async with contextlib.aclosing(self._due_rows(conn, now)) as due:
                     async for rows in due:
-                        handed.append((rows, _acknowledged_at(
-                            await self.transport.hand_over([_message(r) for r in rows]))))
+                        rows, messages = await self._publishable(conn, rows)
+                        if rows:
+                            handed.append((rows, _acknowledged_at(await self.transport.hand_over(messages))))
                         if len(handed) == self.batches_per_turn:
                             break
                 outcomes = await asyncio.gather(*(acked for _, acked in handed), return_exceptions=True)
@@ -445,6 +464,31 @@ class OutboxRelay:
         self._turn_full = len(handed) == self.batches_per_turn or self._ahead_left
         metrics.OUTBOX_BACKLOG.labels(self.service).set(self.batch_size if self._turn_full else 0)
         return sum(len(rows) for rows, _ in handed)
+
+    async def _publishable(self, conn: AsyncConnection, rows: list) -> tuple[list, list[Message]]:
+        """The rows whose record the transport can take, and their records. Those too large never can: each
+        moves to the dead-letter table (consumer "<service> outbox relay", partition -1, offset its outbox id),
+        where an operator finds its event, in this turn's transaction, so that the rows after it go on.
+        Without a dead-letter table they stay, and fail the turn."""
+        messages = [_message(r) for r in rows]
+        fit = [self.transport.fits(m) for m in messages]
+        if all(fit):
+            return rows, messages
+        too_large = [(r, m) for r, m, fits in zip(rows, messages, fit, strict=True) if not fits]
+        if self.dead_letters is None:
+            raise MessageSizeTooLargeError(f"outbox row {too_large[0][0].id} is too large to publish")
+        await conn.execute(self.dead_letters.insert(), [
+            {"consumer": f"{self.service} outbox relay", "topic": r.topic, "partition": -1, "offset": r.id,
+             "key": m.key, "headers": {k: _printable(v) for k, v in m.headers.items()}, "value": m.value,
+             "error": f"its record is larger than the {MAX_RECORD_BYTES} bytes Kafka takes", "attempts": 0}
+            for r, m in too_large])
+        await conn.execute(sa.delete(self.outbox).where(self.outbox.c.id.in_([r.id for r, _ in too_large])))
+        for r, m in too_large:
+            log.error("%s outbox relay sets aside row %d (event %s): %d bytes is too large for Kafka", self.service,
+                      r.id, m.headers.get("ce_id", b"?").decode(errors="replace"), len(m.value))
+            metrics.DEAD_LETTERS.labels(f"{self.service}-outbox", r.topic).inc()
+        kept = [(r, m) for r, m, fits in zip(rows, messages, fit, strict=True) if fits]
+        return [r for r, _ in kept], [m for _, m in kept]
 
     def _handed_through(self, instant: datetime) -> None:
         if instant > self._through:

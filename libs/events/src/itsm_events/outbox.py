@@ -61,7 +61,8 @@ def messaging_tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table]:
 
 
 def dead_letter_table(metadata: sa.MetaData) -> sa.Table:
-    """Records a consumer gave up on, kept in its own schema as well as on the dead-letter topic."""
+    """Records a consumer gave up on, kept in its own schema as well as on the dead-letter topic; and outbox rows
+    the relay could not publish, their record too large for Kafka (partition -1, offset the outbox row's id)."""
     return sa.Table(
         "dead_letters", metadata,
         sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),

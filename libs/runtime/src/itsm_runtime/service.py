@@ -54,7 +54,7 @@ class ServiceRuntime:
         self.engine = create_engine(settings.database_url, schema=self.schema, pool_size=settings.db_pool_size)
         self.transport: Transport = transport or self._default_transport()
         self.relay = OutboxRelay(engine=self.engine, outbox=self.tables["outbox"], transport=self.transport,
-                                 service=name)
+                                 service=name, dead_letters=self.tables["dead_letters"])
         self.dispatcher = Dispatcher(group=settings.consumer_group or name, handlers=dict(handlers or {}),
                                      uow_factory=self.uow, inbox=self.tables["inbox"], transport=self.transport,
                                      dead_letters=self.tables["dead_letters"],
