@@ -313,3 +313,24 @@ async def test_a_row_too_large_for_kafka_is_set_aside_as_a_dead_letter_and_the_r
     assert (letter.consumer, letter.topic, letter.partition) == ("relay-large outbox relay", topic, -1)
     assert letter.headers["ce_id"] == too_large[0] and letter.key == b"a" and len(letter.value) > 2 * 1024 * 1024
     assert "larger than" in letter.error
+
+
+def test_a_record_that_fits_still_fits_with_the_headers_it_may_gain_on_its_way(transport):
+    """A row stored outside any span has no trace context: the instrumentation adds one as it sends the record.
+    A consumer that gives up on it adds its dead-letter headers. Neither may take it past what Kafka takes."""
+    from aiokafka.record.default_records import DefaultRecordBatchBuilder
+
+    from itsm_events.bus import MAX_RECORD_BYTES, Message
+
+    headers = {"ce_id": str(uuid.uuid4()).encode(), "ce_type": b"test.relayed", "content-type": b"application/json"}
+    size = DefaultRecordBatchBuilder.estimate_size_in_bytes(b"key", b"", list(headers.items()))
+    largest = next(Message(topic="t", key=b"key", headers=headers, value=b"x" * n)
+                   for n in range(MAX_RECORD_BYTES - size, 0, -1)
+                   if transport.fits(Message(topic="t", key=b"key", headers=headers, value=b"x" * n)))
+    assert not transport.fits(Message(topic="t", key=b"key", headers=headers, value=largest.value + b"x"))
+    gained = {**headers, "traceparent": b"00-" + b"0" * 32 + b"-" + b"0" * 16 + b"-01", "error": b"e" * 2000,
+              "error_type": b"ValidationError", "attempts": b"5", "original_topic": b"itsm.incident.events",
+              "original_partition": b"2", "original_offset": b"123456789",
+              "dead_lettered_at": datetime.now(UTC).isoformat().encode()}
+    assert DefaultRecordBatchBuilder.estimate_size_in_bytes(
+        largest.key, largest.value, list(gained.items())) <= MAX_RECORD_BYTES

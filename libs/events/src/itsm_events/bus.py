@@ -37,6 +37,9 @@ from .tracing import context_from_headers, kafka_instrumented, producing_in
 log = logging.getLogger("itsm.bus")
 _PARTITIONER = DefaultPartitioner()  # what AIOKafkaProducer.send uses: murmur2 of the key, as the Java client
 MAX_RECORD_BYTES = 1024 * 1024  # the producer's largest request, within a broker's default message.max.bytes
+# What a record may gain on its way, left free by `fits`: the trace context the aiokafka instrumentation puts in
+# (a row written outside any span has none stored), and the headers of a consumer's dead letter (error 2,000 bytes)
+HEADROOM_BYTES = 4096
 tracer = trace.get_tracer("itsm.bus")
 
 
@@ -177,12 +180,15 @@ class KafkaTransport:
         await (await self.hand_over(messages))
 
     def fits(self, message: Message) -> bool:
-        """Whether the record is small enough for the producer (and a broker's default `message.max.bytes`).
+        """Whether the record is small enough for the producer (and a broker's default `message.max.bytes`), with
+        `HEADROOM_BYTES` to spare for the headers it may gain: then it can be sent traced, and dead-lettered.
 
-        One that is not fails its batch, and leaves the idempotent producer's sequence for that partition
-        broken: every later batch to it fails too (OutOfOrderSequenceNumber), measured."""
+        One too large fails its batch, and leaves the idempotent producer's sequence for that partition broken:
+        every later batch to it fails too (OutOfOrderSequenceNumber), measured."""
+        if len(message.value) + len(message.key or b"") < MAX_RECORD_BYTES // 2:  # the usual case, at a glance
+            return True
         return DefaultRecordBatchBuilder.estimate_size_in_bytes(
-            message.key, message.value, list(message.headers.items())) <= MAX_RECORD_BYTES
+            message.key, message.value, list(message.headers.items())) + HEADROOM_BYTES <= MAX_RECORD_BYTES
 
     async def hand_over(self, messages: list[Message]) -> Awaitable:
         """Queue the records in order (what is handed over later goes after them); the awaitable completes once
@@ -480,13 +486,14 @@ class OutboxRelay:
         await conn.execute(self.dead_letters.insert(), [
             {"consumer": f"{self.service} outbox relay", "topic": r.topic, "partition": -1, "offset": r.id,
              "key": m.key, "headers": {k: _printable(v) for k, v in m.headers.items()}, "value": m.value,
-             "error": f"its record is larger than the {MAX_RECORD_BYTES} bytes Kafka takes", "attempts": 0}
+             "error": f"its record (payload {len(m.value)} bytes) is larger than the {MAX_RECORD_BYTES} bytes Kafka "
+                      f"takes, less {HEADROOM_BYTES} for headers added on the way", "attempts": 0}
             for r, m in too_large])
         await conn.execute(sa.delete(self.outbox).where(self.outbox.c.id.in_([r.id for r, _ in too_large])))
         for r, m in too_large:
-            log.error("%s outbox relay sets aside row %d (event %s): %d bytes is too large for Kafka", self.service,
-                      r.id, m.headers.get("ce_id", b"?").decode(errors="replace"), len(m.value))
-            metrics.DEAD_LETTERS.labels(f"{self.service}-outbox", r.topic).inc()
+            log.error("%s outbox relay sets aside row %d (event %s): its payload of %d bytes is too large for Kafka",
+                      self.service, r.id, m.headers.get("ce_id", b"?").decode(errors="replace"), len(m.value))
+            metrics.DEAD_LETTERS.labels(f"{self.service} outbox relay", r.topic).inc()
         kept = [(r, m) for r, m, fits in zip(rows, messages, fit, strict=True) if fits]
         return [r for r, _ in kept], [m for _, m in kept]
 

@@ -7,7 +7,9 @@ EVENTS_CONSUMED = Counter(
     "itsm_events_consumed_total", "Events consumed, by outcome", ["service", "type", "outcome"]
 )
 HANDLER_ERRORS = Counter("itsm_handler_errors_total", "Failed handler attempts", ["service", "type"])
-DEAD_LETTERS = Counter("itsm_dead_letters_total", "Records sent to a dead-letter topic", ["service", "topic"])
+DEAD_LETTERS = Counter("itsm_dead_letters_total",
+                       "Records dead-lettered: consumed ones (topic and table), outbox rows too large (table)",
+                       ["service", "topic"])
 OUTBOX_BACKLOG = Gauge("itsm_outbox_backlog", "Outbox rows not yet published", ["service"])
 CONSUMER_LAG = Gauge("itsm_consumer_lag", "Records behind the partition end", ["service", "topic", "partition"])
 PUBLISH_LATENCY = Histogram(
