@@ -11,7 +11,7 @@ import logging
 import random
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -437,8 +437,8 @@ class OutboxRelay:
         and for all to see when the turn commits. A batch the broker did not acknowledge stays unpublished for
         the next turn, and its error fails this one once the others are marked; a batch the transport refused
         fails the turn whole, and what it handed over goes again (a record too large for Kafka is not handed
-        over: `_publishable` sets its row aside). Rows written ahead are
-        locked while the turn publishes them, so a timer withdrawing them waits for it and then finds them sent.
+        over: `_publishable` sets its row aside). Rows written ahead are locked while the turn publishes them, so
+        a timer withdrawing them waits for it and then finds them sent.
         (Rows committed late with a lower id go in the next turn.)"""
         handed: list[tuple[list, asyncio.Future]] = []
         outcomes: list = []
@@ -476,26 +476,28 @@ class OutboxRelay:
         moves to the dead-letter table (consumer "<service> outbox relay", partition -1, offset its outbox id),
         where an operator finds its event, in this turn's transaction, so that the rows after it go on.
         Without a dead-letter table they stay, and fail the turn."""
-        messages = [_message(r) for r in rows]
-        fit = [self.transport.fits(m) for m in messages]
-        if all(fit):
-            return rows, messages
-        too_large = [(r, m) for r, m, fits in zip(rows, messages, fit, strict=True) if not fits]
+        kept: list = []
+        too_large: list = []
+        for row in rows:
+            message = _message(row)
+            (kept if self.transport.fits(message) else too_large).append((row, message))
+        if too_large:
+            await self._set_aside(conn, too_large)
+        return [r for r, _ in kept], [m for _, m in kept]
+
+    async def _set_aside(self, conn: AsyncConnection, too_large: list[tuple]) -> None:
         if self.dead_letters is None:
             raise MessageSizeTooLargeError(f"outbox row {too_large[0][0].id} is too large to publish")
-        await conn.execute(self.dead_letters.insert(), [
-            {"consumer": f"{self.service} outbox relay", "topic": r.topic, "partition": -1, "offset": r.id,
-             "key": m.key, "headers": {k: _printable(v) for k, v in m.headers.items()}, "value": m.value,
-             "error": f"its record (payload {len(m.value)} bytes) is larger than the {MAX_RECORD_BYTES} bytes Kafka "
-                      f"takes, less {HEADROOM_BYTES} for headers added on the way", "attempts": 0}
-            for r, m in too_large])
+        consumer = f"{self.service} outbox relay"
+        await conn.execute(self.dead_letters.insert(), [_dead_letter_row(
+            consumer, replace(m, partition=-1, offset=r.id), attempts=0,
+            error=f"its record (payload {len(m.value)} bytes) is larger than the {MAX_RECORD_BYTES} bytes Kafka "
+                  f"takes, less {HEADROOM_BYTES} for headers added on the way") for r, m in too_large])
         await conn.execute(sa.delete(self.outbox).where(self.outbox.c.id.in_([r.id for r, _ in too_large])))
         for r, m in too_large:
-            log.error("%s outbox relay sets aside row %d (event %s): its payload of %d bytes is too large for Kafka",
-                      self.service, r.id, m.headers.get("ce_id", b"?").decode(errors="replace"), len(m.value))
-            metrics.DEAD_LETTERS.labels(f"{self.service} outbox relay", r.topic).inc()
-        kept = [(r, m) for r, m, fits in zip(rows, messages, fit, strict=True) if fits]
-        return [r for r, _ in kept], [m for _, m in kept]
+            log.error("%s sets aside row %d (event %s): its payload of %d bytes is too large for Kafka", consumer,
+                      r.id, m.headers.get("ce_id", b"?").decode(errors="replace"), len(m.value))
+            metrics.DEAD_LETTERS.labels(consumer, r.topic).inc()
 
     def _handed_through(self, instant: datetime) -> None:
         if instant > self._through:
@@ -727,11 +729,8 @@ class Dispatcher:
         if self.dead_letters is None:
             return
         async with self.uow_factory() as uow:
-            await uow.conn.execute(self.dead_letters.insert().values(
-                consumer=self.group, topic=message.topic, partition=message.partition, offset=message.offset,
-                key=message.key, headers={k: _printable(v) for k, v in headers.items()},
-                value=message.value, error=repr(exc)[:2000], attempts=attempts,
-            ))
+            await uow.conn.execute(self.dead_letters.insert().values(**_dead_letter_row(
+                self.group, message, headers=headers, error=repr(exc)[:2000], attempts=attempts)))
             await uow.commit()
 
 
@@ -749,6 +748,15 @@ def is_transient(exc: BaseException) -> bool:
         sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or ""
         return sqlstate in TRANSIENT_SQLSTATES or sqlstate[:2] in TRANSIENT_SQLSTATE_CLASSES
     return False
+
+
+def _dead_letter_row(consumer: str, message: Message, *, error: str, attempts: int,
+                     headers: dict[str, bytes] | None = None) -> dict:
+    """A row of a service's `dead_letters` table: the record whole (with `headers` in place of its own, if given),
+    its header values as JSONB can hold them."""
+    return {"consumer": consumer, "topic": message.topic, "partition": message.partition, "offset": message.offset,
+            "key": message.key, "headers": {k: _printable(v) for k, v in (headers or message.headers).items()},
+            "value": message.value, "error": error, "attempts": attempts}
 
 
 def _printable(value: bytes | None) -> str | None:
