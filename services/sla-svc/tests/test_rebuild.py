@@ -175,8 +175,12 @@ async def test_rebuild_from_the_topics_gives_the_live_clocks_breaches_reviews_an
         assert (await conn.execute(sa.text(f'SELECT count(*) FROM "{target}".outbox'))).scalar() == 0
         analyzed = set((await conn.execute(sa.text(  # bulk-loaded tables come with statistics to plan queries by
             "SELECT tablename, attname FROM pg_stats WHERE schemaname = :schema"), {"schema": target})).all())
+        options = (await conn.execute(sa.text(  # loaded into full pages, the clocks keep room for timers' updates
+            "SELECT reloptions FROM pg_class WHERE oid = CAST(:table AS regclass)"),
+            {"table": f'"{target}".clocks'})).scalar()
     assert {("clocks", "agreement_id"), ("incident_facts", "incident_id")} <= analyzed
     assert ("clocks", "state") not in analyzed  # not the JSON states: no query selects clocks by them
+    assert options == ["fillfactor=70"]
 
 
 async def _stage(sla, incident_id: str, metric: str, stage: str) -> bool:
@@ -278,6 +282,7 @@ async def test_the_keys_of_the_bulk_loaded_tables_are_built_as_indexes_first_and
         in indexes.constraints
     assert any("uq_clock_per_target\" UNIQUE USING INDEX" in c for c in indexes.constraints)
     assert any("FOREIGN KEY (agreement_id) REFERENCES agreements(id)" in c for c in indexes.constraints)
+    assert indexes.fill_factors == [f'ALTER TABLE "{schema}"."clocks" SET (fillfactor = 70)']
 
 
 async def test_an_incident_whose_events_are_on_several_partitions_is_rebuilt_whole(
