@@ -223,9 +223,9 @@ async def test_a_failed_rebuild_leaves_its_schema_marked_incomplete_and_a_rerun_
 
 
 async def test_the_workers_read_while_the_schema_is_made_and_stop_when_it_cannot_be(
-        sla, sla_app, kafka_producer, service_settings, monkeypatch):
-    """The worker processes read their partitions while the main process makes the fresh schema; should that
-    fail, they stop before storing anything, and the rebuild fails with its error."""
+        sla, sla_app, kafka_producer, service_settings, monkeypatch, tmp_path):
+    """The worker processes read their partitions while the main process makes the fresh schema, and store them
+    once it is made; should making it fail, they store nothing, and the rebuild fails with its error."""
     runtime = sla_app.state.runtime
     settings = service_settings(type(runtime.settings), db_schema=runtime.schema)
     opened = schemas.IncidentOpened(incident_id=str(uuid.uuid4()), number="INC0000002", title="t", service_id="s",
@@ -233,20 +233,32 @@ async def test_the_workers_read_while_the_schema_is_made_and_stop_when_it_cannot
     headers, value = to_kafka(new_event(opened, source="/test"))
     await kafka_producer.send_and_wait(topics.INCIDENT, value=value, key=opened.incident_id.encode(),
                                        headers=list(headers.items()))
+    replay_topics, migrate = rebuild_module.replay_topics, rebuild_module.migrate
+
+    async def reading(*args, **kwargs):  # in the forked worker processes, which inherit it
+        replayed = await replay_topics(*args, **kwargs)
+        (tmp_path / f"read-{os.getpid()}").touch()
+        return replayed
+
+    async def migrating_once_read(*args, **kwargs):  # in the main process
+        await eventually(lambda: any(tmp_path.glob("read-*")), timeout=30)
+        await migrate(*args, **kwargs)
+
+    monkeypatch.setattr(rebuild_module, "replay_topics", reading)
+    monkeypatch.setattr(rebuild_module, "migrate", migrating_once_read)
     target = f"rebuilt_{uuid.uuid4().hex[:6]}"
+    report = await rebuild(settings, schema=target, processes=2)
+    assert report.records >= 1 and report.step_seconds["workers: waited for the schema"] > 0
+    assert (await _comment(runtime.engine, target)).startswith("sla-svc rebuild: complete")
 
     async def undroppable(*args, **kwargs):  # after the migrations: the tables are there, with their keys
         raise RuntimeError("the indexes could not be dropped")
 
     monkeypatch.setattr(rebuild_module, "_drop_indexes", undroppable)
     with pytest.raises(RuntimeError, match="the indexes could not be dropped"):
-        await asyncio.wait_for(rebuild(settings, schema=target, processes=2), timeout=60)
+        await rebuild(settings, schema=target, replace=True, processes=2)
     async with runtime.engine.connect() as conn:
         assert (await conn.execute(sa.text(f'SELECT count(*) FROM "{target}".incident_facts'))).scalar() == 0
-    monkeypatch.undo()
-    report = await rebuild(settings, schema=target, replace=True, processes=2)
-    assert report.processes >= 1 and report.step_seconds["workers: waited for the schema"] >= 0
-    assert (await _comment(runtime.engine, target)).startswith("sla-svc rebuild: complete")
 
 
 async def _comment(engine, schema: str) -> str:

@@ -16,9 +16,11 @@ The replay uses every core. Records are keyed by aggregate id, so all the facts 
 one partition: the partitions are shared out among worker processes (forked, one per partition up to
 two per core, the biggest first), and each reads its partitions, stores their facts and folds and
 stores their clocks with COPY, over its own connection and in its own transaction, into tables whose
-indexes and constraints are dropped until all are in. An incident whose events are on several
-partitions (its topic was given more partitions, or an event was produced again under another key)
-is read in parts by several workers: the main process folds its clocks again from all its facts.
+indexes and constraints are dropped until all are in. The workers start reading at once: the main process
+makes the fresh schema meanwhile, and they wait for it before storing anything (or stop, should it fail).
+An incident whose events are on several partitions (its topic was given more partitions, or an event was
+produced again under another key) is read in parts by several workers: the main process folds its clocks
+again from all its facts.
 It then builds the indexes and, in one last transaction, stores the service statuses, records the
 clocks' breaches in reviews, checks the objectives and computes compliance.
 
@@ -136,12 +138,15 @@ class RebuildReport:
         return self.records / self.seconds if self.seconds else 0.0
 
 
-async def replay_topics(bootstrap_servers: str, names=TOPICS, ends: dict[Partition, int] | None = None) -> Replayed:
+async def replay_topics(bootstrap_servers: str, names=TOPICS, ends: dict[Partition, int] | None = None, *,
+                        between_batches: Callable[[], None] = lambda: None) -> Replayed:
     """Every incident fact and service status on the topics from the first offset to the end as of now (or on
-    the partitions in `ends`, up to those offsets)."""
+    the partitions in `ends`, up to those offsets). `between_batches` is called before each fetched batch is
+    read (and stops the replay by raising)."""
     replayed = Replayed(facts=[], statuses=[])
 
     def take(records) -> None:
+        between_batches()
         for record in records:
             _take(replayed, record)
 
@@ -269,7 +274,8 @@ async def rebuild(settings: Settings, *, schema: str, replace: bool = False,
     processes = default_processes() if processes is None else processes
     engine = create_engine(settings.database_url, schema=schema)
     try:
-        await _fresh_schema(engine, schema, replace=replace)
+        with steps.timed("schema checked (dropped, if replaced)"):
+            await _fresh_schema(engine, schema, replace=replace)
         with steps.timed("partitions listed"):
             offsets = await partition_offsets(settings.kafka_bootstrap_servers)
         now = datetime.now(UTC)  # every record replayed was on the topics before
@@ -277,7 +283,7 @@ async def rebuild(settings: Settings, *, schema: str, replace: bool = False,
                  for share in shares({p: end - first for p, (first, end) in offsets.items()}, max(processes, 1))]
 
         async def prepare() -> Indexes:
-            with steps.timed("  meanwhile schema created, entered data copied"):
+            with steps.timed("  of which schema created, entered data copied"):
                 await migrate(engine, migrations_dir=MIGRATIONS, schema=schema)
                 async with engine.begin() as conn:
                     await _describe(conn, schema, "incomplete (being rebuilt, or the rebuild failed: run it "
@@ -421,13 +427,23 @@ class SchemaNotMade(RuntimeError):
     pass
 
 
+def _schema_not_failed() -> None:
+    """In a worker process, stop (raise) once the main process has failed to make the schema."""
+    if _schema_events is not None and _schema_events[1].is_set():
+        raise SchemaNotMade("the main process failed to make the schema")
+
+
 def _schema_made() -> None:
-    """In a worker process, wait until the main process has made the schema (at once in the main process)."""
-    if _schema_events is not None:
-        ready, failed = _schema_events
-        ready.wait()
-        if failed.is_set():
-            raise SchemaNotMade("the main process failed to make the schema")
+    """In a worker process, wait until the main process has made the schema (at once in the main process); stop
+    should it have failed, or have gone (killed: no one is left to tell)."""
+    if _schema_events is None:
+        return
+    ready, _ = _schema_events
+    while not ready.wait(1.0):
+        parent = multiprocessing.parent_process()
+        if parent is not None and not parent.is_alive():
+            raise SchemaNotMade("the main process is gone")
+    _schema_not_failed()
 
 
 def _replay_share_in_process(database_url: str, bootstrap_servers: str, schema: str, now: datetime,
@@ -444,7 +460,7 @@ async def _replay_share(database_url: str, bootstrap_servers: str, schema: str, 
     transaction."""
     steps, cpu_started = Steps(), time.process_time()
     with steps.timed("read and decoded"):
-        replayed = await replay_topics(bootstrap_servers, ends=share)
+        replayed = await replay_topics(bootstrap_servers, ends=share, between_batches=_schema_not_failed)
     with steps.timed("waited for the schema"):
         _schema_made()
     engine = create_engine(database_url, schema=schema, pool_size=1)
@@ -523,7 +539,7 @@ async def _drop_indexes(conn, schema: str, tables: tuple[str, ...]) -> Indexes:
     A table whose pages keep room for updates (the clocks, for timers' HOT updates) is loaded with none: a
     rebuilt clock is mostly completed and never updated again, and full pages took 0.2 CPU-seconds less for the
     clocks of 200,000 events, to write, index and analyze (measured). A running clock's first update then moves
-    its row to a page with room, its later ones are HOT."""
+    its row to a page with room, so is not HOT (its index entries are written too); its later ones are."""
     constraints = (await conn.execute(sa.text(
         "SELECT t.relname, c.conname, c.contype::text, pg_get_constraintdef(c.oid), pg_get_indexdef(c.conindid) "
         "FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid JOIN pg_namespace n ON n.oid = t.relnamespace "
@@ -554,11 +570,12 @@ async def _drop_indexes(conn, schema: str, tables: tuple[str, ...]) -> Indexes:
 
 
 async def _add_indexes(engine, indexes: Indexes, cores: int, steps: Steps) -> None:
-    """Build the indexes over as many connections as there are cores (each takes the next one left), then add the
-    constraints and analyze the tables.
+    """Build the indexes over up to one connection per core (each takes the next one left), then add the
+    constraints, set the fill factors back and analyze the tables.
 
-    Each build has its share of the cores: with fewer cores than indexes, none has parallel workers, which on 2
-    cores used 15% more CPU for the same builds (measured, 7 indexes)."""
+    Each build has its share of the cores, `cores // builds` processes: parallel workers only with at least
+    twice as many cores as indexes. (Each of 7 builds with 2 parallel workers, two at a time on 2 cores, used
+    15% more CPU than without, measured.)"""
     left = list(reversed(indexes.builds))
     workers = max(0, cores // max(len(left), 1) - 1)  # besides the connection's own process
 
@@ -590,8 +607,9 @@ async def _analyze(engine, table: str) -> None:
     Enough to plan a scan or an index (how many rows a value has, the most common values), and cheap: of every
     column, the clocks' JSON states included, ANALYZE took 0.5 s for 100,000 clocks; of the columns without
     JSON at the default sample of 30,000 rows, 0.6 CPU-seconds for the clocks and facts of 200,000 events, at
-    3,000 rows 0.1 (measured). Autovacuum analyzes them again at the server's default once a tenth of the rows
-    have changed."""
+    3,000 rows 0.1 (measured). The values too rare to be among the 10 most common are estimated from the number
+    of distinct ones: an agreement of 1% of the clocks at about 1% of them. Autovacuum analyzes the tables again
+    at the server's default once a tenth of their rows have changed."""
     async with engine.begin() as conn:
         columns = (await conn.execute(sa.text(
             "SELECT a.attname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
