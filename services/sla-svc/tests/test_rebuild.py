@@ -203,11 +203,7 @@ async def test_a_failed_rebuild_leaves_its_schema_marked_incomplete_and_a_rerun_
         sla, sla_app, kafka_producer, service_settings, monkeypatch):
     runtime = sla_app.state.runtime
     settings = service_settings(type(runtime.settings), db_schema=runtime.schema)
-    opened = schemas.IncidentOpened(incident_id=str(uuid.uuid4()), number="INC0000001", title="t", service_id="s",
-                                    impact=3, urgency=3, priority=5, status="new", opened_at=datetime.now(UTC))
-    headers, value = to_kafka(new_event(opened, source="/test"))
-    await kafka_producer.send_and_wait(topics.INCIDENT, value=value, key=opened.incident_id.encode(),
-                                       headers=list(headers.items()))
+    await _an_incident_opened(kafka_producer)
     target = f"rebuilt_{uuid.uuid4().hex[:6]}"
 
     async def broken(*args):  # inherited by the forked worker processes
@@ -228,11 +224,7 @@ async def test_the_workers_read_while_the_schema_is_made_and_stop_when_it_cannot
     once it is made; should making it fail, they store nothing, and the rebuild fails with its error."""
     runtime = sla_app.state.runtime
     settings = service_settings(type(runtime.settings), db_schema=runtime.schema)
-    opened = schemas.IncidentOpened(incident_id=str(uuid.uuid4()), number="INC0000002", title="t", service_id="s",
-                                    impact=3, urgency=3, priority=5, status="new", opened_at=datetime.now(UTC))
-    headers, value = to_kafka(new_event(opened, source="/test"))
-    await kafka_producer.send_and_wait(topics.INCIDENT, value=value, key=opened.incident_id.encode(),
-                                       headers=list(headers.items()))
+    await _an_incident_opened(kafka_producer)
     replay_topics, migrate = rebuild_module.replay_topics, rebuild_module.migrate
 
     async def reading(*args, **kwargs):  # in the forked worker processes, which inherit it
@@ -259,6 +251,15 @@ async def test_the_workers_read_while_the_schema_is_made_and_stop_when_it_cannot
         await rebuild(settings, schema=target, replace=True, processes=2)
     async with runtime.engine.connect() as conn:
         assert (await conn.execute(sa.text(f'SELECT count(*) FROM "{target}".incident_facts'))).scalar() == 0
+
+
+async def _an_incident_opened(kafka_producer) -> None:
+    """An opening on the incident topic, so that the topic exists and a rebuild has a record to replay."""
+    opened = schemas.IncidentOpened(incident_id=str(uuid.uuid4()), number="INC0000001", title="t", service_id="s",
+                                    impact=3, urgency=3, priority=5, status="new", opened_at=datetime.now(UTC))
+    headers, value = to_kafka(new_event(opened, source="/test"))
+    await kafka_producer.send_and_wait(topics.INCIDENT, value=value, key=opened.incident_id.encode(),
+                                       headers=list(headers.items()))
 
 
 async def _comment(engine, schema: str) -> str:
