@@ -389,7 +389,7 @@ async def _replay_shares(settings: Settings, schema: str, parts: list[dict[Parti
                          prepare: Callable[[], Awaitable["Indexes"]], *,
                          in_process: bool) -> tuple["Indexes", list[ShareReplayed]]:
     """Replay the shares, while `prepare()` makes the schema they are stored into: the workers read and decode
-    their partitions meanwhile (a tenth of a second saved, the migrations' time), and wait for it to store them.
+    their partitions meanwhile (the migrations' time saved: 0.25 s in an A/B), and wait for it to store them.
     (`prepare`'s result, what each share replayed.)"""
     args = (settings.database_url, settings.kafka_bootstrap_servers, schema, now)
     if in_process or not parts:
