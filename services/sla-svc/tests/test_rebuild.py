@@ -268,6 +268,17 @@ async def _comment(engine, schema: str) -> str:
                                            "WHERE nspname = :schema"), {"schema": schema})).scalar()
 
 
+def test_the_worker_processes_are_two_per_core_this_process_may_run_on():
+    """Not the machine's cores: a container or `taskset` may allow this process fewer."""
+    allowed = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {min(allowed)})
+        assert rebuild_module.usable_cores() == 1 and rebuild_module.default_processes() == 2
+    finally:
+        os.sched_setaffinity(0, allowed)
+    assert rebuild_module.default_processes() == 2 * len(allowed)
+
+
 def test_the_partitions_are_shared_out_by_their_records_the_biggest_first():
     sizes = {("a", 0): 100, ("a", 1): 90, ("a", 2): 80, ("b", 0): 0, ("b", 1): 5}
     assert shares(sizes, 2) == [[("a", 0), ("b", 1)], [("a", 1), ("a", 2)]]

@@ -259,7 +259,12 @@ def shares(sizes: dict[Partition, int], processes: int) -> list[list[Partition]]
 def default_processes() -> int:
     """Two per core: partitions seldom divide evenly among the cores (3 among 2), and a process waits on
     Kafka and PostgreSQL now and then."""
-    return 2 * (os.cpu_count() or 1)
+    return 2 * usable_cores()
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (a container or `taskset` may allow fewer than the machine has)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 async def rebuild(settings: Settings, *, schema: str, replace: bool = False,
@@ -310,7 +315,7 @@ async def rebuild(settings: Settings, *, schema: str, replace: bool = False,
         async with UnitOfWork(engine, platform["outbox"], source="/sla-svc") as uow:
             with steps.timed("indexes built and tables analyzed, and meanwhile statuses stored and breaches recorded"):
                 await asyncio.gather(_store_statuses_and_breaches(uow, replayed, breaches),
-                                     _add_indexes(engine, recreate, os.cpu_count() or 1, steps))
+                                     _add_indexes(engine, recreate, usable_cores(), steps))
             calendars = CalendarStore(fixed=True)
             agreements = await repository.all_agreements(uow.conn)
             with_objectives = [a for a in agreements if a.objectives]
