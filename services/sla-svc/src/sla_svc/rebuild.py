@@ -412,11 +412,10 @@ async def _replay_shares(settings: Settings, schema: str, parts: list[dict[Parti
             prepared = await prepare()
         except BaseException:
             failed.set()
-            raise
-        finally:
             ready.set()
-            if failed.is_set():
-                await asyncio.gather(*replaying, return_exceptions=True)
+            await asyncio.gather(*replaying, return_exceptions=True)  # stopped: their errors are this one's
+            raise
+        ready.set()
         return prepared, list(await asyncio.gather(*replaying))
 
 
