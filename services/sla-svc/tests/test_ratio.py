@@ -67,3 +67,14 @@ def test_after_the_window_the_breach_waits_for_the_open_tickets_that_could_still
 def test_an_empty_window_is_ok():
     result = ratio([], target_percent=80, window=WEEK, now=day(8))
     assert result.status == "ok" and result.actual_percent is None and result.breached_at is None
+
+
+def test_a_ratio_exactly_at_a_decimal_target_meets_it():
+    # 161 of 250 is 64.4% exactly; in binary floats 100 × 161 < 64.4 × 250 (16,100.000000000002) held
+    tickets = [met(0, 0.1)] * 161 + [missed(0, 0.5)] * 89
+    result = ratio(tickets, target_percent=64.4, window=WEEK, now=day(8))
+    assert (result.status, result.breached_at) == ("ok", None)
+    during = ratio(tickets, target_percent=64.4, window=WEEK, now=day(1))
+    assert during.status == "ok", "161 of 250 decided meets 64.4% while the week runs too"
+    short = ratio(tickets[1:], target_percent=64.4, window=WEEK, now=day(8))
+    assert short.status == "breached" and short.breached_at == WEEK[1], "160 of 249 is 64.26%"

@@ -292,7 +292,7 @@ def availability(timeline: Timeline, *, window: tuple[datetime, datetime], now: 
         alerts = tuple(_burn_rates(timeline, now_us, budget, end - start, calendar, maintenance_spans, rules))
     if breached:
         status: ObjectiveStatus = "breached"
-    elif not over and (remaining < _exact(at_risk_below, "at_risk_below") * allowed or any(a.firing for a in alerts)):
+    elif not over and (remaining < exact(at_risk_below, "at_risk_below") * allowed or any(a.firing for a in alerts)):
         status = "at_risk"
     else:
         status = "ok"
@@ -393,7 +393,7 @@ def _scaled_rules(rules: Sequence[BurnRule], window_length: int) -> list[tuple[F
     if window_length <= 0:
         raise InvalidObjective("window_length: must be positive")
     factor = Fraction(window_length, _THIRTY_DAYS // _US)
-    return [(_exact(rule.threshold), round(rule.long_window // _US * factor), round(rule.short_window // _US * factor))
+    return [(exact(rule.threshold), round(rule.long_window // _US * factor), round(rule.short_window // _US * factor))
             for rule in rules]
 
 
@@ -580,13 +580,13 @@ def _maintenance(windows: Iterable[Interval]) -> list[tuple[int, int]]:
 
 def _budget(target_percent: Any) -> Fraction:
     """The allowed fraction of counted time down: 1 - target/100, exactly."""
-    target = _exact(target_percent, "target_percent")
+    target = exact(target_percent, "target_percent")
     if not 0 < target <= 100:
         raise InvalidObjective(f"target_percent: must be above 0 and at most 100, got {target_percent!r}")
     return (100 - target) / 100
 
 
-def _exact(value: Any, name: str = "threshold") -> Fraction:
+def exact(value: Any, name: str = "threshold") -> Fraction:
     """A number as the exact decimal it was written as (99.9 is 999/10, not the nearest binary float)."""
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal | Fraction):
         raise InvalidObjective(f"{name}: must be a number, got {value!r}")

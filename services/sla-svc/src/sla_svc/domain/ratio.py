@@ -11,8 +11,9 @@ at the first instant it can no longer be met: the window's end, or the later mis
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from fractions import Fraction
 
-from .objectives import ObjectiveStatus
+from .objectives import ObjectiveStatus, exact
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ def ratio(tickets: Iterable[Ticket], *, target_percent: float, window: tuple[dat
           now: datetime) -> RatioResult:
     """The ratio objective over `window` as known at `now`."""
     start, end = window
+    target = exact(target_percent, "target_percent")  # as written: 64.4, not the float just above it
     mine = [t for t in tickets if start <= t.opened_at < end and t.opened_at <= now]
     met = sum(1 for t in mine if t.met_at is not None and t.met_at <= now)
     missed_at = sorted(t.missed_at for t in mine if t.missed_at is not None and t.missed_at <= now)
@@ -54,12 +56,12 @@ def ratio(tickets: Iterable[Ticket], *, target_percent: float, window: tuple[dat
     if now >= end:
         # the n-th miss leaves at best (tickets - n) met: the first n for which that falls short settles it
         for n, at in enumerate(missed_at, start=1):
-            if 100.0 * (len(mine) - n) < target_percent * len(mine):
+            if _short_of(len(mine) - n, len(mine), target):
                 breached_at = max(at, end)
                 break
     if breached_at is not None:
         status: ObjectiveStatus = "breached"
-    elif (actual is not None and actual < target_percent) or (best is not None and best < target_percent):
+    elif (decided and _short_of(met, decided, target)) or (mine and _short_of(met + undecided, len(mine), target)):
         status = "at_risk"
     else:
         status = "ok"
@@ -73,3 +75,9 @@ def ratio(tickets: Iterable[Ticket], *, target_percent: float, window: tuple[dat
     return RatioResult(window_start=start, window_end=end, tickets=len(mine), met=met, missed=missed,
                        open=undecided, actual_percent=actual, best_percent=best, status=status,
                        breached_at=breached_at, next_check=next_check)
+
+
+def _short_of(met: int, tickets: int, target: Fraction) -> bool:
+    """Whether `met` of `tickets` falls short of the target percent, exactly: 161 of 250 is 64.4% and meets
+    64.4% (in floats, 100 × 161 / 250 < 64.4 is true)."""
+    return 100 * met < target * tickets
