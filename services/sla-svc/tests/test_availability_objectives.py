@@ -137,6 +137,10 @@ async def test_objective_breached_is_published_at_the_instant_the_budget_runs_ou
     {"kind": "resolution_ratio", "target": 80, "window": "calendar_week", "within": "PT0S"},
     {"kind": "resolution_ratio", "target": 80, "window": "calendar_week", "within": "PT1H", "priorities": [6]},
     {"kind": "uptime", "target": 80, "window": "calendar_week"},
+    {"kind": "availability", "target": 99.9, "window": "P99999999999W"},  # beyond a timedelta: was a 500
+    {"kind": "availability", "target": 99.9, "window": "P999999999D"},  # accepted, then every check failed
+    {"kind": "availability", "target": 99.9,
+     "window": {"start": "0001-01-01T00:00:00+01:00", "end": "2026-01-01T00:00:00Z"}},  # the year 0 in UTC: a 500
 ])
 async def test_bad_objectives_are_problems(sla, objective):
     response = await sla.post("/v1/agreements", json={
@@ -149,6 +153,13 @@ async def test_maintenance_window_must_end_after_it_starts(sla):
     response = await sla.post("/v1/maintenance-windows", json={
         "service_id": "s", "start": NOW.isoformat(), "end": (NOW - timedelta(hours=1)).isoformat()})
     assert response.status_code == 422
+
+
+async def test_maintenance_window_must_lie_in_the_years_windows_may_cover(sla):
+    response = await sla.post("/v1/maintenance-windows", json={
+        "service_id": "s", "start": "0001-01-01T00:00:00+01:00", "end": NOW.isoformat()})
+    assert response.status_code == 422 and "start: must lie between the years" in response.json()["detail"]
+    assert (await sla.get("/v1/maintenance-windows", params={"service_id": "s"})).status_code == 200
 
 
 async def test_burn_rate_alert_fires_and_clears_at_the_exact_instant(sla, kafka_producer, kafka_bootstrap):

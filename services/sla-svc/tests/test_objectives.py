@@ -74,6 +74,12 @@ def test_parse_window_accepts_every_api_form():
     ({"start": "2026-11-20T00:00:00", "end": "2027-01-06T00:00:00Z"}, "no UTC offset"),
     ({"start": "2027-01-06T00:00:00Z", "end": "2026-11-20T00:00:00Z"}, "end must be after start"),
     ({"start": "2026-11-20T00:00:00Z", "end": "2027-01-06T00:00:00Z", "tz": "UTC"}, "unknown field"),
+    ("P367D", "366 days at most"),
+    ("P999999999D", "366 days at most"),  # a valid timedelta, but no window can end before it starts
+    ("P99999999999W", "366 days at most"),  # beyond timedelta
+    ({"start": "2026-01-01T00:00:00Z", "end": "2027-01-03T00:00:00Z"}, "366 days at most"),
+    ({"start": "0001-01-01T00:00:00+01:00", "end": "2026-01-01T00:00:00Z"}, "window.start: must lie between"),
+    ({"start": "2026-01-01T00:00:00Z", "end": "9999-12-31T23:00:00-05:00"}, "window.end: must lie between"),
 ])
 def test_parse_window_rejects_bad_values_with_a_clear_message(value, message):
     with pytest.raises(InvalidObjective, match=message):

@@ -18,6 +18,7 @@ from ..reports import InvalidPeriod, render
 from ..db import repository
 from ..domain.agreement import Agreement, AvailabilityObjective, InvalidAgreement, Objective, RatioObjective, Target
 from ..domain.clock import Clock
+from ..domain.objectives import FIRST_YEAR, LAST_YEAR
 from .schemas import (
     AgreementCreate, AgreementPage, AgreementRead, AvailabilityObjectiveIn, ClockPage, ClockRead, ComplianceRead,
     MaintenanceWindowCreate, MaintenanceWindowPage, MaintenanceWindowRead, RatioObjectiveIn, ReviewPage, ReviewPatch,
@@ -166,6 +167,9 @@ async def create_maintenance_window(window_in: MaintenanceWindowCreate, runtime:
         raise Problem(422, "start and end need a UTC offset")
     if window_in.end <= window_in.start:
         raise Problem(422, "end must be after start")
+    for name, at in (("start", window_in.start), ("end", window_in.end)):
+        if not FIRST_YEAR <= at.year <= LAST_YEAR:  # the year 1 at +01:00 would be stored in the year 0 (BC)
+            raise Problem(422, f"{name}: must lie between the years {FIRST_YEAR} and {LAST_YEAR}")
     window_id = str(uuid.uuid4())
 
     async def create(uow):

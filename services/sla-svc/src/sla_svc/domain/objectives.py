@@ -71,6 +71,7 @@ _CALENDAR_UNITS = re.compile(r"P(?:\d+Y)?(?:\d+M)?(?:\d+W)?(?:\d+D)?(?:T.*)?")
 
 
 FIRST_YEAR, LAST_YEAR = 1970, 2200  # the years a fixed window or a report may cover
+LONGEST_WINDOW = timedelta(days=366)  # of a rolling or fixed window: an error budget is spent within a year
 
 
 def parse_window(value: Any) -> WindowSpec:
@@ -92,6 +93,8 @@ def parse_window(value: Any) -> WindowSpec:
             raise InvalidObjective("window: end must be after start")
         if start.year < FIRST_YEAR or end.year > LAST_YEAR:
             raise InvalidObjective(f"window: must lie between the years {FIRST_YEAR} and {LAST_YEAR}")
+        if end - start > LONGEST_WINDOW:
+            raise InvalidObjective(f"window: a fixed window may last {LONGEST_WINDOW.days} days at most")
         return WindowSpec(kind="fixed", start=start, end=end)
     raise InvalidObjective(f"window: expected calendar_month, calendar_week, an ISO 8601 duration such as P30D "
                            f"or {{start, end}}, got {value!r}")
@@ -606,10 +609,16 @@ def _parse_duration(text: str) -> timedelta:
         raise InvalidObjective(f"window: {text!r} is not calendar_month, calendar_week or an ISO 8601 duration "
                                f"such as P30D, P7D or PT12H")
     weeks, days, hours, minutes, seconds = match.groups()
-    duration = timedelta(weeks=int(weeks or 0), days=int(days or 0), hours=int(hours or 0),
-                         minutes=int(minutes or 0), seconds=float(Decimal(seconds or 0)))
+    too_long = InvalidObjective(f"window: a rolling window may last {LONGEST_WINDOW.days} days at most, got {text!r}")
+    try:
+        duration = timedelta(weeks=int(weeks or 0), days=int(days or 0), hours=int(hours or 0),
+                             minutes=int(minutes or 0), seconds=float(Decimal(seconds or 0)))
+    except OverflowError:
+        raise too_long from None
     if duration <= timedelta(0):
         raise InvalidObjective(f"window: a rolling window must be longer than zero, got {text!r}")
+    if duration > LONGEST_WINDOW:
+        raise too_long
     return duration
 
 
@@ -638,7 +647,10 @@ def _parse_instant(name: str, value: Any) -> datetime:
                                f"got {value!r}")
     if at.tzinfo is None or at.utcoffset() is None:
         raise InvalidObjective(f"{name}: {value!r} has no UTC offset; add Z or +hh:mm")
-    return at.astimezone(UTC)
+    try:
+        return at.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is in the year 0
+        raise InvalidObjective(f"{name}: must lie between the years {FIRST_YEAR} and {LAST_YEAR}") from None
 
 
 def _rfc3339(at: datetime) -> str:
