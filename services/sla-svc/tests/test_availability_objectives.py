@@ -3,6 +3,7 @@ records published the way cmdb-svc publishes them, consumed by a running sla-svc
 
 import json
 import uuid
+from functools import partial
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -170,10 +171,7 @@ async def test_burn_rate_alert_fires_and_clears_at_the_exact_instant(sla, kafka_
     agreement = await agreement_with_objective(sla, target=99.0, window="P1D")
     down_at = datetime.now(UTC) - timedelta(seconds=30)
     await publish(kafka_producer, agreement["service_id"], "down", down_at)
-
-    def burns(records):
-        return [json.loads(r.value) for r in records if dict(r.headers)["ce_type"] == b"itsm.sla.budget_burn"
-                and json.loads(r.value)["agreement_id"] == agreement["id"]]
+    burns = partial(budget_burns, agreement)
 
     [firing] = burns(await read_topic(kafka_bootstrap, topics.SLA, until=burns))
     assert (firing["state"], firing["severity"], firing["burn_rate_threshold"]) == ("firing", "page", 14.4)
@@ -189,6 +187,29 @@ async def test_burn_rate_alert_fires_and_clears_at_the_exact_instant(sla, kafka_
     assert abs((cleared_at - (up_at + timedelta(seconds=8.56))).total_seconds()) < 0.1, "the timer fires on time"
     state = await objective_state(sla, agreement["id"])
     assert not any(a["firing"] for a in state["burn_alerts"])
+
+
+def budget_burns(agreement: dict, records) -> list[dict]:
+    return [json.loads(r.value) for r in records if dict(r.headers)["ce_type"] == b"itsm.sla.budget_burn"
+            and json.loads(r.value)["agreement_id"] == agreement["id"]]
+
+
+async def test_a_firing_burn_alert_clears_when_its_fixed_window_ends(sla, kafka_producer, kafka_bootstrap):
+    # A fixed window of about a day: lookbacks as in the rolling day above. Down for the last 30 s, the fast page
+    # fires; the service stays down, but once the window is over there is no budget left to burn.
+    end = datetime.now(UTC) + timedelta(seconds=6)
+    agreement = await agreement_with_objective(sla, target=99.0, window={
+        "start": (end - timedelta(days=1)).isoformat(), "end": end.isoformat()})
+    await publish(kafka_producer, agreement["service_id"], "down", datetime.now(UTC) - timedelta(seconds=30))
+    burns = partial(budget_burns, agreement)
+
+    both = burns(await read_topic(kafka_bootstrap, topics.SLA, until=lambda r: len(burns(r)) == 2, timeout=30))
+    assert [(b["state"], b["severity"], b["burn_rate_threshold"]) for b in both] == [
+        ("firing", "page", 14.4), ("cleared", "page", 14.4)]
+    cleared_at = datetime.fromisoformat(both[1]["at"])
+    assert end <= cleared_at < end + timedelta(seconds=1), "cleared by a timer at the window's end"
+    state = await objective_state(sla, agreement["id"])
+    assert state["burn_alerts"] and not any(a["firing"] for a in state["burn_alerts"])
 
 
 @pytest.mark.parametrize("weeks", [1, 3])

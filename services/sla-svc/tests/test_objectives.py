@@ -141,7 +141,23 @@ def test_november_at_three_nines_allows_43_minutes_12_seconds():
     assert result.remaining_budget_seconds == 1392.0
     assert result.actual_percent == pytest.approx(100 * (1 - 1200 / 2_592_000))
     assert result.budget_remaining_percent == pytest.approx(100 * 1392 / 2592)
-    assert (result.status, result.breached_at, result.burn_alerts) == ("ok", None, ())
+    assert (result.status, result.breached_at) == ("ok", None)
+    assert len(result.burn_alerts) == 3 and not any(a.firing for a in result.burn_alerts), "November is over"
+
+
+def test_burn_alerts_stop_when_a_fixed_window_ends_though_the_service_stays_down():
+    window = (utc(2026, 11, 1), utc(2026, 11, 8))
+    timeline = [StatusChange(utc(2026, 11, 7, 23), "down")]
+    last_hour = availability(timeline, window=window, now=utc(2026, 11, 7, 23, 30), target_percent=99.9,
+                             calendar=CAL)
+    assert {(a.severity, a.threshold) for a in last_hour.burn_alerts if a.firing} == {
+        ("page", 14.4), ("page", 6), ("ticket", 1)}
+    after = availability(timeline, window=window, now=utc(2026, 11, 8, 0, 30), target_percent=99.9, calendar=CAL)
+    assert [(a.severity, a.threshold, a.firing) for a in after.burn_alerts] == [
+        ("page", 14.4, False), ("page", 6, False), ("ticket", 1, False)]
+    at_the_end = availability(timeline, window=window, now=window[1], target_percent=99.9, calendar=CAL)
+    assert [(a.long_rate, a.short_rate) for a in after.burn_alerts] == [
+        (a.long_rate, a.short_rate) for a in at_the_end.burn_alerts], "the rates as they were at the end"
 
 
 def test_outage_inside_maintenance_is_excluded_from_downtime_and_counted_time():

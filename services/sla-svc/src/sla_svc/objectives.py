@@ -106,11 +106,14 @@ def rolling_rechecked(agreement: Agreement, calendar: Calendar, timeline: Status
 
 def next_changes(agreement: Agreement, calendar: Calendar, timeline: StatusTimeline, maintenance: list, results,
                  now: datetime) -> list[datetime]:
-    """When each objective's budget runs out if the service stays down, and when a burn alert may change."""
+    """When each objective's budget runs out if the service stays down, and when a burn alert may change (at the
+    latest, a firing one at the end of its calendar or fixed window)."""
     due = []
     for objective, result in results:
         if result.exhausted_at_if_down_continues:
             due.append(result.exhausted_at_if_down_continues)
+        if result.window_end > now and any(alert.firing for alert in result.burn_alerts):
+            due.append(result.window_end)
         window_length = result.window_end - result.window_start
         change = next_burn_change(timeline, after=now, until=now + window_length, target_percent=objective.target,
                                   window_length=window_length, calendar=calendar,

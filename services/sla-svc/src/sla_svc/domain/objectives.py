@@ -15,7 +15,7 @@ import math
 import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
@@ -256,9 +256,10 @@ def availability(timeline: Timeline, *, window: tuple[datetime, datetime], now: 
     "degraded" counts as up. Breached once downtime exceeds the allowance (the target can no
     longer be met); at risk when less than `at_risk_below` of the allowance is left or a burn
     alert fires. A calendar or fixed window is over once `now` is past its end; then it is
-    only ok or breached. Pass `rolling=True` for a window that slides with `now` (it is never
-    over, and the exhaustion instant accounts for old downtime sliding out; its `breached_at` is
-    where downtime counted from the current window's start passed the allowance).
+    only ok or breached, and no burn alert fires (a firing one is cleared). Pass `rolling=True`
+    for a window that slides with `now` (it is never over, and the exhaustion instant accounts
+    for old downtime sliding out; its `breached_at` is where downtime counted from the current
+    window's start passed the allowance).
     """
     timeline = _as_timeline(timeline)
     budget = _budget(target_percent)
@@ -291,8 +292,11 @@ def availability(timeline: Timeline, *, window: tuple[datetime, datetime], now: 
             exhausted_at = counted.reach(max(now_us, start), needed - downtime)
 
     alerts: tuple[BurnAlert, ...] = ()
-    if not over and now_us >= start:
-        alerts = tuple(_burn_rates(timeline, now_us, budget, end - start, calendar, maintenance_spans, rules))
+    if now_us >= start:
+        alerts = tuple(_burn_rates(timeline, min(now_us, end), budget, end - start, calendar, maintenance_spans,
+                                   rules))
+    if over:  # no budget is left to burn: each alert stops at the window's end, its rates as they were then
+        alerts = tuple(replace(alert, firing=False) for alert in alerts)
     if breached:
         status: ObjectiveStatus = "breached"
     elif not over and (remaining < exact(at_risk_below, "at_risk_below") * allowed or any(a.firing for a in alerts)):
