@@ -125,6 +125,33 @@ def test_reopening_resumes_the_resolution_clock():
     assert [s.details["met"] for s in stops] == [True, False] and stops[0].key != stops[1].key
 
 
+def test_a_finished_clock_keeps_the_priority_it_was_judged_against():
+    # P3 (24 h) resolved at 10:00, met; escalated to P1 (4 h) afterwards: still a P3 met in 10 h, not a P1 at 250%
+    facts = [opened(priority=3), status("r", 10, "new", "resolved"), priority("p", 11, 1)]
+    clock = fold(RESOLUTION, CAL, facts, now=at(12))
+    assert (clock.priority, clock.target_seconds, clock.stage, clock.breached_at) == (3, 24 * HOUR, Stage.COMPLETED,
+                                                                                    None)
+    assert clock.deadline == at(24) and [k for k, _ in kinds(clock)] == ["started", "stopped"]
+    response = fold(RESPONSE, CAL, [opened(priority=1), status("a", 0.2, "new", "in_progress"),
+                                    priority("p", 1, 2)], now=at(2))
+    assert (response.priority, response.target_seconds) == (1, 0.5 * HOUR), "P2 has no response target"
+    assert response.stage == Stage.COMPLETED
+
+
+def test_a_reopened_clock_runs_on_the_priority_the_incident_has_then():
+    # P3 resolved at 10:00 (met), escalated to P1 at 11:00, reopened at 12:00: 10 h elapsed already exceed P1's
+    # 4 h, so the re-target at the reopening crosses every threshold and the target at once
+    facts = [opened(priority=3), status("r", 10, "new", "resolved"), priority("p", 11, 1),
+             status("o", 12, "resolved", "in_progress")]
+    clock = fold(RESOLUTION, CAL, facts, now=at(13))
+    assert kinds(clock) == [("started", at(0)), ("stopped", at(10)), ("reopened", at(12)), ("retargeted", at(12)),
+                            ("warning", at(12)), ("warning", at(12)), ("warning", at(12)), ("breached", at(12))]
+    retargeted = clock.timeline[3].details
+    assert (retargeted["from_priority"], retargeted["to_priority"], retargeted["elapsed_seconds"]) == (3, 1, 10 * HOUR)
+    assert (clock.priority, clock.target_seconds, clock.stage) == (1, 4 * HOUR, Stage.RUNNING)
+    assert clock.breached_at == at(12) and clock.elapsed(CAL, at(13)) == 11 * HOUR
+
+
 def test_a_late_resolution_stamped_before_the_deadline_undoes_the_breach():
     before = fold(RESOLUTION, CAL, [opened()], now=at(5))
     after = fold(RESOLUTION, CAL, [opened(), status("r", 3.9, "new", "resolved")], now=at(5))

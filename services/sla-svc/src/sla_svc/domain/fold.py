@@ -145,6 +145,7 @@ def _when(text: str | None) -> datetime | None:
 class _Folder:
     def __init__(self, spec: ClockSpec, calendar: Calendar, state: ClockState):
         self.spec, self.calendar, self.s = spec, calendar, state
+        self.priority = state.priority  # the incident's, as of the last fact: a stopped clock keeps its own
 
     @classmethod
     def opening(cls, spec: ClockSpec, calendar: Calendar, opened: Fact) -> "_Folder":
@@ -265,6 +266,7 @@ class _Folder:
                 self._log("reopened", fact.at, status=self.status)
             else:
                 self._run(fact.at, "reopened")
+            self._retarget_to_incident(fact.at)  # its priority changed while it was stopped
         else:
             self._pause_or_resume(fact.at)
 
@@ -276,18 +278,22 @@ class _Folder:
             self._run(at, "resumed")
 
     def _retarget(self, fact: Fact) -> None:
+        self.priority = fact.priority
+        # A finished clock keeps the priority and target it was judged against (its compliance counts under
+        # them); a reopening runs on the incident's priority then.
+        if not self.s.stopped:
+            self._retarget_to_incident(fact.at)
+
+    def _retarget_to_incident(self, at: datetime) -> None:
         s = self.s
-        if fact.priority == s.priority:
-            return
-        if s.stopped:  # a finished clock keeps its result; a reopening later runs on the new target
-            s.priority, s.target_seconds = fact.priority, self.spec.targets.get(fact.priority)
+        if self.priority == s.priority:
             return
         before = s.priority
-        s.priority = fact.priority
-        s.target_seconds = self.spec.targets.get(fact.priority)
-        self._log("retargeted", fact.at, from_priority=before, to_priority=fact.priority,
-                  target_seconds=s.target_seconds, elapsed_seconds=s.elapsed(self.calendar, fact.at))
-        self._cross_exceeded(fact.at)
+        s.priority = self.priority
+        s.target_seconds = self.spec.targets.get(self.priority)
+        self._log("retargeted", at, from_priority=before, to_priority=s.priority,
+                  target_seconds=s.target_seconds, elapsed_seconds=s.elapsed(self.calendar, at))
+        self._cross_exceeded(at)
 
     def _stop(self, at: datetime) -> None:
         s = self.s
