@@ -111,6 +111,37 @@ async def test_events_out_of_order_and_twice_give_the_clock_their_event_times_gi
     assert "breached" not in kinds(clock)
 
 
+async def test_a_late_retarget_stamped_earlier_is_published_and_the_later_one_not_again(sla, send, kafka_bootstrap):
+    """Timeline entries are named by kind and instant: a late entry stamped before those published does not rename
+    them (as ranks did: the earlier retarget was never published and the later one went out twice)."""
+    opened_at = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
+    agreement = await make_agreement(sla, effective_from=(opened_at - timedelta(days=1)).isoformat(), targets=[
+        {"metric": "resolution", "priority": p, "within": f"PT{hours}H"} for p, hours in ((1, 4), (2, 8), (3, 24))])
+    service_id, incident_id = agreement["service_id"], str(uuid.uuid4())
+
+    def priority(at: datetime, before: int, after: int) -> schemas.IncidentPriorityChanged:
+        return schemas.IncidentPriorityChanged(incident_id=incident_id, service_id=service_id, impact=after,
+                                               urgency=after, from_priority=before, to_priority=after, changed_at=at)
+
+    def retargets(records) -> list[tuple[datetime, int]]:
+        return [(datetime.fromisoformat(v["retargeted_at"]), v["priority"]) for v in map(json.loads, (
+            r.value for r in records if dict(r.headers)["ce_type"] == b"itsm.sla.clock_retargeted"
+            and r.key == incident_id.encode()))]
+
+    await send(opened(incident_id, service_id, opened_at, priority=3), incident_id)
+    await send(priority(opened_at + timedelta(hours=2), 3, 2), incident_id)
+    await one_clock(sla, incident_id, lambda c: c["priority"] == 2)
+    await send(priority(opened_at + timedelta(hours=1), 3, 1), incident_id)  # late, stamped an hour earlier
+    clock = await one_clock(sla, incident_id, lambda c: kinds(c).count("retargeted") == 2)
+    assert [e["details"]["to_priority"] for e in clock["timeline"] if e["kind"] == "retargeted"] == [1, 2]
+
+    expected = [(opened_at + timedelta(hours=2), 2), (opened_at + timedelta(hours=1), 1)]  # in publishing order
+    records = await read_topic(kafka_bootstrap, topics.SLA, until=lambda rs: len(retargets(rs)) >= 2)
+    await asyncio.sleep(1)  # a duplicate would be written in the same transaction as the second: already out
+    assert retargets(await read_topic(kafka_bootstrap, topics.SLA, until=lambda rs: len(rs) >= len(records))) == \
+        expected
+
+
 async def fact_stored(sla_app, incident_id: str) -> None:
     """Wait until sla-svc has stored the incident's opening."""
     async def stored():

@@ -152,6 +152,28 @@ def test_a_reopened_clock_runs_on_the_priority_the_incident_has_then():
     assert clock.breached_at == at(12) and clock.elapsed(CAL, at(13)) == 11 * HOUR
 
 
+def test_entries_are_named_by_kind_and_instant_so_a_late_earlier_one_renames_none():
+    hold = [opened(), status("h", 1.5, "new", "on_hold"), status("r", 3, "on_hold", "in_progress")]
+    first = fold(RESOLUTION, CAL, hold, now=at(3.2))
+    late = fold(RESOLUTION, CAL, [*hold, status("h0", 0.5, "new", "on_hold"), status("r0", 1, "on_hold", "new")],
+                now=at(3.2))
+    assert [e.key for e in first.timeline] == [
+        f"started:{at(0).isoformat()}", f"paused:{at(1.5).isoformat()}", f"resumed:{at(3).isoformat()}"]
+    assert {e.key for e in first.timeline} < {e.key for e in late.timeline}, "the earlier pause adds keys only"
+    assert [e.key for e in late.timeline if e.kind == "stopped"] == []
+    stopped = fold(RESOLUTION, CAL, [opened(), status("r", 1, "new", "resolved")], now=at(2)).timeline[-1]
+    assert stopped.key == f"stopped:{at(1).isoformat()}:True", "a stop's key says whether it met the target"
+
+
+def test_two_entries_of_a_kind_at_one_instant_are_told_apart():
+    # resolved, reopened and resolved again within the same instant (events stamped alike, ordered by id)
+    facts = [opened(), status("a", 1, "new", "resolved"), status("b", 1, "resolved", "in_progress"),
+             status("c", 1, "in_progress", "resolved")]
+    keys = [e.key for e in fold(RESOLUTION, CAL, facts, now=at(2)).timeline]
+    stop = f"stopped:{at(1).isoformat()}:True"
+    assert keys == [f"started:{at(0).isoformat()}", stop, f"reopened:{at(1).isoformat()}", f"{stop}#2"]
+
+
 def test_a_late_resolution_stamped_before_the_deadline_undoes_the_breach():
     before = fold(RESOLUTION, CAL, [opened()], now=at(5))
     after = fold(RESOLUTION, CAL, [opened(), status("r", 3.9, "new", "resolved")], now=at(5))

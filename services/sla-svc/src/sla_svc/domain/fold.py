@@ -59,7 +59,8 @@ class ClockSpec:
 
 @dataclass(frozen=True)
 class Entry:
-    """One line of a clock's timeline. `key` names it uniquely so it is published once."""
+    """One line of a clock's timeline. `key` names it uniquely so it is published once: by its kind and instant
+    (and what it says, for a stop), never by its rank, which a late event stamped earlier would change."""
 
     kind: str  # started paused resumed retargeted warning breached stopped reopened
     at: datetime
@@ -86,7 +87,6 @@ class ClockState:
     timeline: list[Entry] = field(default_factory=list)
     next_due: datetime | None = None
     status: str = "new"  # the incident's status as of the last fact
-    counts: dict[str, int] = field(default_factory=dict)  # timeline entries per kind, for their keys
 
     def to_dict(self) -> dict:
         """JSON-ready; `from_dict` reads it back."""
@@ -97,7 +97,6 @@ class ClockState:
             "breached_at": _iso(self.breached_at), "completed_at": _iso(self.completed_at),
             "last_change_at": _iso(self.last_change_at), "deadline": _iso(self.deadline),
             "warned": list(self.warned), "next_due": _iso(self.next_due), "status": self.status,
-            "counts": dict(self.counts),
             "timeline": [{"kind": e.kind, "at": _iso(e.at), "key": e.key, "details": e.details}
                          for e in self.timeline],
         }
@@ -119,7 +118,6 @@ class ClockState:
             breached_at=when(data["breached_at"]), completed_at=when(data["completed_at"]),
             last_change_at=when(data["last_change_at"]), deadline=when(data["deadline"]),
             warned=tuple(data["warned"]), next_due=when(data["next_due"]), status=data["status"],
-            counts=dict(data["counts"]),
             timeline=[Entry(kind=e["kind"], at=when(e["at"]), key=e["key"], details=e["details"])
                       for e in data["timeline"]],
         )
@@ -167,9 +165,13 @@ class _Folder:
         self.s.status = value
 
     def _log(self, kind: str, at: datetime, key: str | None = None, *, key_suffix: str = "", **details) -> None:
-        counts = self.s.counts
-        n = counts[kind] = counts.get(kind, 0) + 1
-        self.s.timeline.append(Entry(kind, at, key or f"{kind}:{n}{key_suffix}", details))
+        timeline = self.s.timeline
+        if key is None:
+            key = f"{kind}:{at.isoformat()}{key_suffix}"
+            # the same kind twice at one instant (facts stamped alike): the later one in fact order gets a rank
+            if any(e.key == key for e in timeline):
+                key += f"#{sum(1 for e in timeline if e.kind == kind and e.at == at) + 1}"
+        timeline.append(Entry(kind, at, key, details))
 
     def _instant(self, seconds: float) -> datetime:
         """When the running clock reaches `seconds` of elapsed working time."""
@@ -301,7 +303,7 @@ class _Folder:
         s.stopped, s.paused, s.completed_at = True, False, at
         met = not s.breached
         # a correction (a late event moving the stop) must be published again: the key carries the content
-        self._log("stopped", at, key_suffix=f":{at.isoformat()}:{met}", met=met, elapsed_seconds=s.accumulated)
+        self._log("stopped", at, key_suffix=f":{met}", met=met, elapsed_seconds=s.accumulated)
 
     def finish(self, now: datetime) -> ClockState:
         s = self.s

@@ -1,0 +1,76 @@
+"""Migrations that change stored data, on a real PostgreSQL: the data written before them, read after them."""
+
+import json
+import uuid
+from datetime import datetime
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+
+from itsm_runtime.db import create_engine
+from sla_svc.db import MIGRATIONS
+from sla_svc.settings import Settings
+
+STARTED, PAUSED, STOPPED = "2026-11-24T09:00:00+00:00", "2026-11-24T10:00:00+00:00", "2026-11-24T12:00:00+00:00"
+
+
+async def _to(engine, schema: str, revision: str, *, down: bool = False) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["schema"] = schema
+
+    def run(sync_conn) -> None:
+        config.attributes["connection"] = sync_conn
+        (command.downgrade if down else command.upgrade)(config, revision)
+
+    async with engine.begin() as conn:
+        await conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        await conn.run_sync(run)
+
+
+def _entry(kind: str, at: str, key: str, **details) -> dict:
+    return {"kind": kind, "at": at, "key": key, "details": details}
+
+
+async def test_timeline_entries_named_by_rank_are_renamed_by_kind_and_instant_and_back(service_settings):
+    schema = f"sla_mig_{uuid.uuid4().hex[:6]}"
+    engine = create_engine(service_settings(Settings).database_url, schema=schema)
+    try:
+        await _to(engine, schema, "9c41e7a2d5b8")
+        ranked = [_entry("started", STARTED, "started:1", priority=1, target_seconds=14400),
+                  _entry("warning", "2026-11-24T11:00:00+00:00", "warning:0.5", threshold=0.5),
+                  _entry("paused", PAUSED, "paused:1", status="on_hold"),
+                  _entry("resumed", PAUSED, "resumed:1", status="in_progress"),
+                  _entry("stopped", STOPPED, f"stopped:1:{STOPPED}:True", met=True, elapsed_seconds=10800.0)]
+        state = {"metric": "resolution", "priority": 1, "timeline": ranked,
+                 "counts": {"started": 1, "warning": 1, "paused": 1, "resumed": 1, "stopped": 1}}
+        published = ["started:1", "warning:0.5", "paused:1", f"stopped:1:{STOPPED}:True"]
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("SET LOCAL session_replication_role = replica"))  # no agreement row needed
+            await conn.execute(sa.text(
+                "INSERT INTO clocks (id, agreement_id, incident_id, service_id, metric, priority, calendar_id, stage, "
+                "started_at, warnings_fired, breached, state, published) VALUES ('c1', 'a1', 'i1', 's1', "
+                "'resolution', 1, '24x7', 'completed', :started, 1, false, CAST(:state AS json), "
+                "CAST(:published AS json))"), {"started": datetime.fromisoformat(STARTED), "state": json.dumps(state),
+                                              "published": json.dumps(published)})
+
+        async def stored() -> tuple[dict, list]:
+            async with engine.connect() as conn:
+                row = (await conn.execute(sa.text("SELECT state::text, published::text FROM clocks"))).one()
+            return json.loads(row[0]), json.loads(row[1])
+
+        await _to(engine, schema, "head")
+        state_after, published_after = await stored()
+        assert [e["key"] for e in state_after["timeline"]] == [
+            f"started:{STARTED}", "warning:0.5", f"paused:{PAUSED}", f"resumed:{PAUSED}", f"stopped:{STOPPED}:True"]
+        assert published_after == sorted([f"started:{STARTED}", "warning:0.5", f"paused:{PAUSED}",
+                                          f"stopped:{STOPPED}:True"]), "what was published is still published"
+        assert "counts" not in state_after
+
+        await _to(engine, schema, "9c41e7a2d5b8", down=True)
+        assert await stored() == (state, sorted(published))
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        await engine.dispose()
