@@ -3,8 +3,8 @@
 A late event stamped before entries already published renamed them when they were named by rank: the earlier
 entry was never published and the later one went out again. Entries are now named `kind:instant` (a stop's name
 adds whether it met its target; a second of one kind at one instant adds `#2`), warnings and the breach as before.
-The stored states and the names recorded as published are renamed alike, so nothing is published again; the ranks
-(`counts`) leave the state.
+The stored states and the names recorded as published are renamed alike, so nothing is published again. The
+states keep their ranks (`counts`), which the version before reads: replicas of both run during a rolling upgrade.
 
 Revision ID: 7a1d3e5b9c2f
 Revises: 9c41e7a2d5b8
@@ -38,8 +38,8 @@ def _by_instant(timeline: list[dict]) -> None:
         entry["key"] = key
 
 
-def _by_rank(timeline: list[dict]) -> dict[str, int]:
-    """As fold.py named them before; returns the ranks (`counts`)."""
+def _by_rank(timeline: list[dict]) -> None:
+    """As fold.py named them before."""
     counts: dict[str, int] = {}
     for entry in timeline:
         n = counts[entry["kind"]] = counts.get(entry["kind"], 0) + 1
@@ -47,7 +47,6 @@ def _by_rank(timeline: list[dict]) -> dict[str, int]:
             entry["key"] = f"stopped:{n}:{entry['at']}:{entry['details']['met']}"
         elif entry["kind"] not in NAMED:
             entry["key"] = f"{entry['kind']}:{n}"
-    return counts
 
 
 def _rename(change: Callable[[dict], None]) -> None:
@@ -69,18 +68,9 @@ def _rename(change: Callable[[dict], None]) -> None:
         last = rows[-1].id
 
 
-def _upgrade_state(state: dict) -> None:
-    _by_instant(state["timeline"])
-    state.pop("counts", None)
-
-
-def _downgrade_state(state: dict) -> None:
-    state["counts"] = _by_rank(state["timeline"])
-
-
 def upgrade() -> None:
-    _rename(_upgrade_state)
+    _rename(lambda state: _by_instant(state["timeline"]))
 
 
 def downgrade() -> None:
-    _rename(_downgrade_state)
+    _rename(lambda state: _by_rank(state["timeline"]))

@@ -87,6 +87,9 @@ class ClockState:
     timeline: list[Entry] = field(default_factory=list)
     next_due: datetime | None = None
     status: str = "new"  # the incident's status as of the last fact
+    # timeline entries per kind: no longer in their names, but the version before this one reads them (replicas of
+    # both run side by side during a rolling upgrade)
+    counts: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """JSON-ready; `from_dict` reads it back."""
@@ -97,6 +100,7 @@ class ClockState:
             "breached_at": _iso(self.breached_at), "completed_at": _iso(self.completed_at),
             "last_change_at": _iso(self.last_change_at), "deadline": _iso(self.deadline),
             "warned": list(self.warned), "next_due": _iso(self.next_due), "status": self.status,
+            "counts": dict(self.counts),
             "timeline": [{"kind": e.kind, "at": _iso(e.at), "key": e.key, "details": e.details}
                          for e in self.timeline],
         }
@@ -118,6 +122,7 @@ class ClockState:
             breached_at=when(data["breached_at"]), completed_at=when(data["completed_at"]),
             last_change_at=when(data["last_change_at"]), deadline=when(data["deadline"]),
             warned=tuple(data["warned"]), next_due=when(data["next_due"]), status=data["status"],
+            counts=dict(data.get("counts", {})),
             timeline=[Entry(kind=e["kind"], at=when(e["at"]), key=e["key"], details=e["details"])
                       for e in data["timeline"]],
         )
@@ -165,7 +170,8 @@ class _Folder:
         self.s.status = value
 
     def _log(self, kind: str, at: datetime, key: str | None = None, *, key_suffix: str = "", **details) -> None:
-        timeline = self.s.timeline
+        timeline, counts = self.s.timeline, self.s.counts
+        counts[kind] = counts.get(kind, 0) + 1
         if key is None:
             key = f"{kind}:{at.isoformat()}{key_suffix}"
             # the same kind twice at one instant (facts stamped alike): the later one in fact order gets a rank
