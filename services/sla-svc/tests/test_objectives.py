@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from sla_svc.domain.calendar import TwentyFourSeven, build_calendar
 from sla_svc.domain.objectives import (
+    new_window,
     InvalidObjective,
     StatusChange,
     StatusTimeline,
@@ -74,16 +75,23 @@ def test_parse_window_accepts_every_api_form():
     ({"start": "2026-11-20T00:00:00", "end": "2027-01-06T00:00:00Z"}, "no UTC offset"),
     ({"start": "2027-01-06T00:00:00Z", "end": "2026-11-20T00:00:00Z"}, "end must be after start"),
     ({"start": "2026-11-20T00:00:00Z", "end": "2027-01-06T00:00:00Z", "tz": "UTC"}, "unknown field"),
-    ("P367D", "366 days at most"),
-    ("P999999999D", "366 days at most"),  # a valid timedelta, but no window can end before it starts
-    ("P99999999999W", "366 days at most"),  # beyond timedelta
-    ({"start": "2026-01-01T00:00:00Z", "end": "2027-01-03T00:00:00Z"}, "366 days at most"),
+    ("P99999999999W", "too long: 366 days at most"),  # beyond a timedelta
     ({"start": "0001-01-01T00:00:00+01:00", "end": "2026-01-01T00:00:00Z"}, "window.start: must lie between"),
     ({"start": "2026-01-01T00:00:00Z", "end": "9999-12-31T23:00:00-05:00"}, "window.end: must lie between"),
 ])
 def test_parse_window_rejects_bad_values_with_a_clear_message(value, message):
     with pytest.raises(InvalidObjective, match=message):
         parse_window(value)
+
+
+@pytest.mark.parametrize("value", [
+    "P367D", "P999999999D",  # a valid timedelta, but no window can end before it starts
+    {"start": "2026-01-01T00:00:00Z", "end": "2027-01-03T00:00:00Z"}])
+def test_a_new_window_lasts_366_days_at_most_and_one_stored_before_is_still_read(value):
+    with pytest.raises(InvalidObjective, match="366 days at most"):
+        new_window(value)
+    assert parse_window(value) == parse_window(parse_window(value).to_value()), "an agreement stored before loads"
+    assert new_window("P366D").duration == timedelta(days=366)
 
 
 def test_calendar_month_starts_at_local_midnight_and_has_its_real_length():

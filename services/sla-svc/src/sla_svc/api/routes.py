@@ -18,7 +18,7 @@ from ..reports import InvalidPeriod, render
 from ..db import repository
 from ..domain.agreement import Agreement, AvailabilityObjective, InvalidAgreement, Objective, RatioObjective, Target
 from ..domain.clock import Clock
-from ..domain.objectives import FIRST_YEAR, LAST_YEAR
+from ..domain.objectives import FIRST_YEAR, LAST_YEAR, InvalidObjective, new_window
 from .schemas import (
     AgreementCreate, AgreementPage, AgreementRead, AvailabilityObjectiveIn, ClockPage, ClockRead, ComplianceRead,
     MaintenanceWindowCreate, MaintenanceWindowPage, MaintenanceWindowRead, RatioObjectiveIn, ReviewPage, ReviewPatch,
@@ -152,6 +152,10 @@ async def agreement_compliance_stream(agreement: AgreementDep, runtime: RuntimeD
 
 
 def _objective(objective_id: str, objective_in: AvailabilityObjectiveIn | RatioObjectiveIn) -> Objective:
+    try:
+        new_window(objective_in.window)
+    except InvalidObjective as exc:
+        raise InvalidAgreement(f"objective {objective_id}: {exc}") from exc
     if isinstance(objective_in, RatioObjectiveIn):
         return RatioObjective(id=objective_id, target=objective_in.target, window=objective_in.window,
                               within=objective_in.within, priorities=tuple(sorted(set(objective_in.priorities))))

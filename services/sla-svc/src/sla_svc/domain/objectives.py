@@ -93,11 +93,19 @@ def parse_window(value: Any) -> WindowSpec:
             raise InvalidObjective("window: end must be after start")
         if start.year < FIRST_YEAR or end.year > LAST_YEAR:
             raise InvalidObjective(f"window: must lie between the years {FIRST_YEAR} and {LAST_YEAR}")
-        if end - start > LONGEST_WINDOW:
-            raise InvalidObjective(f"window: a fixed window may last {LONGEST_WINDOW.days} days at most")
         return WindowSpec(kind="fixed", start=start, end=end)
     raise InvalidObjective(f"window: expected calendar_month, calendar_week, an ISO 8601 duration such as P30D "
                            f"or {{start, end}}, got {value!r}")
+
+
+def new_window(value: Any) -> WindowSpec:
+    """`parse_window` for a new objective: a rolling or fixed window lasts `LONGEST_WINDOW` at most. (An objective
+    stored before this limit is read as it is.)"""
+    spec = parse_window(value)
+    length = spec.duration if spec.kind == "rolling" else spec.end - spec.start if spec.kind == "fixed" else None
+    if length is not None and length > LONGEST_WINDOW:
+        raise InvalidObjective(f"window: a {spec.kind} window may last {LONGEST_WINDOW.days} days at most")
+    return spec
 
 
 def window_at(spec: WindowSpec, tz: str | ZoneInfo, at: datetime) -> tuple[datetime, datetime]:
@@ -613,16 +621,13 @@ def _parse_duration(text: str) -> timedelta:
         raise InvalidObjective(f"window: {text!r} is not calendar_month, calendar_week or an ISO 8601 duration "
                                f"such as P30D, P7D or PT12H")
     weeks, days, hours, minutes, seconds = match.groups()
-    too_long = InvalidObjective(f"window: a rolling window may last {LONGEST_WINDOW.days} days at most, got {text!r}")
     try:
         duration = timedelta(weeks=int(weeks or 0), days=int(days or 0), hours=int(hours or 0),
                              minutes=int(minutes or 0), seconds=float(Decimal(seconds or 0)))
     except OverflowError:
-        raise too_long from None
+        raise InvalidObjective(f"window: {text!r} is too long: {LONGEST_WINDOW.days} days at most") from None
     if duration <= timedelta(0):
         raise InvalidObjective(f"window: a rolling window must be longer than zero, got {text!r}")
-    if duration > LONGEST_WINDOW:
-        raise too_long
     return duration
 
 
