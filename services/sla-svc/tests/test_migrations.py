@@ -64,12 +64,14 @@ async def test_timeline_entries_named_by_rank_are_renamed_by_kind_and_instant_an
         state_after, published_after = await stored()
         assert [e["key"] for e in state_after["timeline"]] == [
             f"started:{STARTED}", "warning:0.5", f"paused:{PAUSED}", f"resumed:{PAUSED}", f"stopped:{STOPPED}:True"]
-        assert published_after == sorted([f"started:{STARTED}", "warning:0.5", f"paused:{PAUSED}",
-                                          f"stopped:{STOPPED}:True"]), "what was published is still published"
+        renamed = [f"started:{STARTED}", "warning:0.5", f"paused:{PAUSED}", f"stopped:{STOPPED}:True"]
+        assert published_after == sorted({*published, *renamed}), \
+            "published under either name: the version before runs beside this one during a rolling upgrade"
         assert state_after["counts"] == state["counts"], "the version before reads them during a rolling upgrade"
 
         await _to(engine, schema, "9c41e7a2d5b8", down=True)
-        assert await stored() == (state, sorted(published))
+        state_before, published_before = await stored()
+        assert state_before == state and set(published) <= set(published_before)
     finally:
         async with engine.begin() as conn:
             await conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))

@@ -3,8 +3,10 @@
 A late event stamped before entries already published renamed them when they were named by rank: the earlier
 entry was never published and the later one went out again. Entries are now named `kind:instant` (a stop's name
 adds whether it met its target; a second of one kind at one instant adds `#2`), warnings and the breach as before.
-The stored states and the names recorded as published are renamed alike, so nothing is published again. The
-states keep their ranks (`counts`), which the version before reads: replicas of both run during a rolling upgrade.
+The stored states are renamed, and the names recorded as published get the new name besides the old one, so
+nothing is published again by replicas of either version, which run side by side during a rolling upgrade. The
+states keep their ranks (`counts`), which the version before reads. (Entries that a replica of the version before
+publishes during the upgrade are published once more by the new version when their clock is next folded.)
 
 Revision ID: 7a1d3e5b9c2f
 Revises: 9c41e7a2d5b8
@@ -28,14 +30,15 @@ NAMED = ("warning", "breached")  # by threshold, and once: the same in both sche
 
 def _by_instant(timeline: list[dict]) -> None:
     """As fold.py names them now."""
-    for i, entry in enumerate(timeline):
+    names: dict[str, int] = {}
+    for entry in timeline:
         if entry["kind"] in NAMED:
-            continue
-        met = f":{entry['details']['met']}" if entry["kind"] == "stopped" else ""
-        key = f"{entry['kind']}:{entry['at']}{met}"
-        if any(e["key"] == key for e in timeline[:i]):
-            key += f"#{sum(1 for e in timeline[:i] if e['kind'] == entry['kind'] and e['at'] == entry['at']) + 1}"
-        entry["key"] = key
+            key = entry["key"]
+        else:
+            key = f"{entry['kind']}:{entry['at']}" + (f":{entry['details']['met']}" if entry["kind"] == "stopped"
+                                                      else "")
+        n = names[key] = names.get(key, 0) + 1
+        entry["key"] = key if n == 1 else f"{key}#{n}"
 
 
 def _by_rank(timeline: list[dict]) -> None:
@@ -52,16 +55,19 @@ def _by_rank(timeline: list[dict]) -> None:
 def _rename(change: Callable[[dict], None]) -> None:
     """Rename the entries of every clock's state, and the names recorded as published, a batch at a time."""
     conn, last = op.get_bind(), ""
+    # locked until the migration commits: a replica of the version before, still running, waits to change them
     while rows := conn.execute(sa.text(
             "SELECT id, state::text AS state, published::text AS published FROM clocks WHERE id > :last "
-            "ORDER BY id LIMIT :batch"), {"last": last, "batch": BATCH}).all():
+            "ORDER BY id LIMIT :batch FOR UPDATE"), {"last": last, "batch": BATCH}).all():
         updates = []
         for row in rows:
             state = json.loads(row.state)
             before = [entry["key"] for entry in state["timeline"]]
             change(state)
             renamed = dict(zip(before, (entry["key"] for entry in state["timeline"]), strict=True))
-            published = sorted({renamed.get(key, key) for key in json.loads(row.published)})
+            # both names: replicas of either version, running side by side during a rolling upgrade, find what
+            # went out as published (a name no entry has any more is never looked up)
+            published = sorted({name for key in json.loads(row.published) for name in (key, renamed.get(key, key))})
             updates.append({"id": row.id, "state": json.dumps(state), "published": json.dumps(published)})
         conn.execute(sa.text("UPDATE clocks SET state = CAST(:state AS json), published = CAST(:published AS json) "
                              "WHERE id = :id"), updates)

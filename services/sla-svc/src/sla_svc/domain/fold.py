@@ -149,6 +149,10 @@ class _Folder:
     def __init__(self, spec: ClockSpec, calendar: Calendar, state: ClockState):
         self.spec, self.calendar, self.s = spec, calendar, state
         self.priority = state.priority  # the incident's, as of the last fact: a stopped clock keeps its own
+        self.names: dict[str, int] = {}  # timeline entries per name (before a `#n`)
+        for entry in state.timeline:
+            name = entry.key.partition("#")[0]
+            self.names[name] = self.names.get(name, 0) + 1
 
     @classmethod
     def opening(cls, spec: ClockSpec, calendar: Calendar, opened: Fact) -> "_Folder":
@@ -170,14 +174,14 @@ class _Folder:
         self.s.status = value
 
     def _log(self, kind: str, at: datetime, key: str | None = None, *, key_suffix: str = "", **details) -> None:
-        timeline, counts = self.s.timeline, self.s.counts
+        counts = self.s.counts
         counts[kind] = counts.get(kind, 0) + 1
         if key is None:
             key = f"{kind}:{at.isoformat()}{key_suffix}"
-            # the same kind twice at one instant (facts stamped alike): the later one in fact order gets a rank
-            if any(e.key == key for e in timeline):
-                key += f"#{sum(1 for e in timeline if e.kind == kind and e.at == at) + 1}"
-        timeline.append(Entry(kind, at, key, details))
+        n = self.names[key] = self.names.get(key, 0) + 1
+        if n > 1:  # the same name again (facts stamped alike): the later one in fact order gets a rank
+            key = f"{key}#{n}"
+        self.s.timeline.append(Entry(kind, at, key, details))
 
     def _instant(self, seconds: float) -> datetime:
         """When the running clock reaches `seconds` of elapsed working time."""
