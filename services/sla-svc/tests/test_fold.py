@@ -125,21 +125,6 @@ def test_reopening_resumes_the_resolution_clock():
     assert [s.details["met"] for s in stops] == [True, False] and stops[0].key != stops[1].key
 
 
-def test_a_longer_target_warns_again_at_its_own_thresholds():
-    # P1 (4 h) warns at 2:00 and 3:00; lowered to P3 (24 h) at 3:30, its 50% and 75% fall at 12:00 and 18:00 and its
-    # 90% at 21:36: each warns then (named apart from the first warnings, which went out already)
-    clock = fold(RESOLUTION, CAL, [opened(priority=1), priority("p", 3.5, 3)], now=at(22))
-    assert kinds(clock) == [("started", at(0)), ("warning", at(2)), ("warning", at(3)), ("retargeted", at(3.5)),
-                            ("warning", at(12)), ("warning", at(18)), ("warning", at(21.6))]
-    assert [e.key for e in clock.timeline if e.kind == "warning"] == [
-        "warning:0.5", "warning:0.75", "warning:0.5#2", "warning:0.75#2", "warning:0.9"]
-    assert clock.warned == (0.5, 0.75, 0.9) and clock.next_due == at(24)
-    to_p2 = fold(RESOLUTION, CAL, [opened(priority=1), priority("p", 3.5, 2)], now=at(3.9))
-    assert to_p2.warned == () and to_p2.next_due == at(4), "3.5 h is short of half P2's 8 h: 50% warns at 4:00"
-    shorter = fold(RESOLUTION, CAL, [opened(priority=3), priority("p", 13, 1)], now=at(13))
-    assert shorter.warned == (0.5, 0.75, 0.9) and shorter.breached_at == at(13), "past P1's 4 h: all at once"
-
-
 def test_a_finished_clock_keeps_the_priority_it_was_judged_against():
     # P3 (24 h) resolved at 10:00, met; escalated to P1 (4 h) afterwards: still a P3 met in 10 h, not a P1 at 250%
     facts = [opened(priority=3), status("r", 10, "new", "resolved"), priority("p", 11, 1)]

@@ -303,11 +303,8 @@ class _Folder:
         before = s.priority
         s.priority = self.priority
         s.target_seconds = self.spec.targets.get(self.priority)
-        elapsed = s.elapsed(self.calendar, at)
-        if s.target_seconds is not None:  # a longer target: its thresholds not yet reached warn again when they are
-            s.warned = tuple(t for t in s.warned if elapsed >= t * s.target_seconds)
         self._log("retargeted", at, from_priority=before, to_priority=s.priority,
-                  target_seconds=s.target_seconds, elapsed_seconds=elapsed)
+                  target_seconds=s.target_seconds, elapsed_seconds=s.elapsed(self.calendar, at))
         self._cross_exceeded(at)
 
     def _stop(self, at: datetime) -> None:
