@@ -6,9 +6,8 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from alembic import command
-from alembic.config import Config
 
-from itsm_runtime.db import create_engine
+from itsm_runtime.db import create_engine, run_alembic
 from sla_svc.db import MIGRATIONS
 from sla_svc.settings import Settings
 
@@ -16,17 +15,10 @@ STARTED, PAUSED, STOPPED = "2026-11-24T09:00:00+00:00", "2026-11-24T10:00:00+00:
 
 
 async def _to(engine, schema: str, revision: str, *, down: bool = False) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    config.attributes["schema"] = schema
-
-    def run(sync_conn) -> None:
-        config.attributes["connection"] = sync_conn
-        (command.downgrade if down else command.upgrade)(config, revision)
-
     async with engine.begin() as conn:
         await conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
-        await conn.run_sync(run)
+        await run_alembic(conn, command.downgrade if down else command.upgrade, revision, migrations_dir=MIGRATIONS,
+                          schema=schema)
 
 
 def _entry(kind: str, at: str, key: str, **details) -> dict:

@@ -1,12 +1,13 @@
 """Async engine per service (its own schema) and Alembic migrations applied at start-up."""
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 
 def create_engine(database_url: str, *, schema: str, pool_size: int = 10) -> AsyncEngine:
@@ -31,18 +32,25 @@ async def migrate(engine: AsyncEngine, *, migrations_dir: Path, schema: str) -> 
 
 
 async def _migrate(engine: AsyncEngine, *, migrations_dir: Path, schema: str) -> None:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(migrations_dir))
-    cfg.attributes["schema"] = schema
     async with engine.begin() as conn:
         await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(f"migrate:{schema}"))))
         await conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        await run_alembic(conn, command.upgrade, "head", migrations_dir=migrations_dir, schema=schema)
 
-        def upgrade(sync_conn) -> None:
-            cfg.attributes["connection"] = sync_conn
-            command.upgrade(cfg, "head")
 
-        await conn.run_sync(upgrade)
+async def run_alembic(conn: AsyncConnection, alembic_command: Callable, *args, migrations_dir: Path, schema: str,
+                      **kwargs) -> None:
+    """Run an Alembic command (`alembic.command.upgrade`, `.downgrade`, `.revision`...) over a service's
+    migrations, on `conn` and in `schema`, as env.py expects (`run_migrations_online`)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir))
+    cfg.attributes["schema"] = schema
+
+    def run(sync_conn) -> None:
+        cfg.attributes["connection"] = sync_conn
+        alembic_command(cfg, *args, **kwargs)
+
+    await conn.run_sync(run)
 
 
 def run_migrations_online(context, metadata: sa.MetaData) -> None:

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from alembic import command
-from alembic.config import Config
 
-from .db import create_engine, migrate
+from .db import create_engine, migrate, run_alembic
 
 
 async def main(package: str, message: str) -> None:
@@ -25,15 +24,9 @@ async def main(package: str, message: str) -> None:
     async with engine.begin() as conn:
         await conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
     await migrate(engine, migrations_dir=migrations, schema=schema)
-    cfg = Config()
-    cfg.set_main_option("script_location", str(migrations))
-    cfg.attributes["schema"] = schema
     async with engine.begin() as conn:
-        def revision(sync_conn):
-            cfg.attributes["connection"] = sync_conn
-            command.revision(cfg, message=message, autogenerate=True)
-
-        await conn.run_sync(revision)
+        await run_alembic(conn, command.revision, migrations_dir=migrations, schema=schema, message=message,
+                          autogenerate=True)
         await conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
     await engine.dispose()
 
