@@ -47,9 +47,10 @@ async def test_timeline_entries_named_by_rank_are_renamed_by_kind_and_instant_an
                 "CAST(:published AS json))"), {"started": datetime.fromisoformat(STARTED), "state": json.dumps(state),
                                               "published": json.dumps(published)})
 
-        async def stored() -> tuple[dict, list]:
+        async def stored(clock_id: str = "c1") -> tuple[dict, list]:
             async with engine.connect() as conn:
-                row = (await conn.execute(sa.text("SELECT state::text, published::text FROM clocks"))).one()
+                row = (await conn.execute(sa.text("SELECT state::text, published::text FROM clocks WHERE id = :id"),
+                                          {"id": clock_id})).one()
             return json.loads(row[0]), json.loads(row[1])
 
         await _to(engine, schema, "head")
@@ -60,10 +61,19 @@ async def test_timeline_entries_named_by_rank_are_renamed_by_kind_and_instant_an
         assert published_after == sorted({*published, *renamed}), \
             "published under either name: the version before runs beside this one during a rolling upgrade"
         assert state_after["counts"] == state["counts"], "the version before reads them during a rolling upgrade"
+        # a clock as this version writes it: without the ranks, which the versions since 7a1d3e5b9c2f do not read
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("SET LOCAL session_replication_role = replica"))
+            await conn.execute(sa.text(
+                "INSERT INTO clocks (id, agreement_id, incident_id, service_id, metric, priority, calendar_id, stage, "
+                "started_at, warnings_fired, breached, state, published) SELECT 'c2', agreement_id, 'i2', "
+                "service_id, metric, priority, calendar_id, stage, started_at, warnings_fired, breached, "
+                "CAST(CAST(state AS jsonb) - 'counts' AS json), published FROM clocks WHERE id = 'c1'"))
 
         await _to(engine, schema, "9c41e7a2d5b8", down=True)
         state_before, published_before = await stored()
         assert state_before == state and set(published) <= set(published_before)
+        assert (await stored("c2"))[0] == state, "the version before 7a1d3e5b9c2f reads the ranks: added back"
     finally:
         async with engine.begin() as conn:
             await conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))

@@ -41,15 +41,16 @@ def _by_instant(timeline: list[dict]) -> None:
         entry["key"] = key if n == 1 else f"{key}#{n}"
 
 
-def _by_rank(timeline: list[dict]) -> None:
-    """As fold.py named them before."""
+def _by_rank(state: dict) -> None:
+    """As fold.py named them before, with the ranks it kept (`counts`), which later versions no longer write."""
     counts: dict[str, int] = {}
-    for entry in timeline:
+    for entry in state["timeline"]:
         n = counts[entry["kind"]] = counts.get(entry["kind"], 0) + 1
         if entry["kind"] == "stopped":
             entry["key"] = f"stopped:{n}:{entry['at']}:{entry['details']['met']}"
         elif entry["kind"] not in NAMED:
             entry["key"] = f"{entry['kind']}:{n}"
+    state["counts"] = counts
 
 
 def _rename(change: Callable[[dict], None]) -> None:
@@ -79,4 +80,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    _rename(lambda state: _by_rank(state["timeline"]))
+    _rename(_by_rank)
