@@ -13,6 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sla_svc.domain.calendar import (
     BUILT_IN,
+    HORIZON,
+    NEVER,
     BusinessCalendar,
     InvalidCalendar,
     TwentyFourSeven,
@@ -334,6 +336,19 @@ def test_invalid_definitions_name_the_field(changes, message):
 
 def test_invalid_calendar_is_a_value_error():
     assert issubclass(InvalidCalendar, ValueError)
+
+
+def test_working_time_the_calendar_cannot_give_before_the_horizon_is_reached_never():
+    # one working minute a week: a year of working time would take 525,600 weeks (ten thousand years, past the last
+    # date Python holds), and counting them took 1.6 s before failing
+    minute = build_calendar(id="sparse", version=1, timezone="UTC", hours={"mon": [["09:00", "09:01"]]})
+    start = utc(2026, 1, 12, 9)  # a Monday
+    assert minute.add(start, 366 * 24 * HOUR) == NEVER
+    assert minute.add(start, 3 * 60.0) == utc(2026, 1, 26, 9, 1), "three minutes: the third Monday's"
+    # the last working minute before the horizon (Monday 2200-12-29) is still reached, the next one never
+    last = minute.between(start, HORIZON)
+    assert minute.add(start, last) == datetime(2200, 12, 29, 9, 1, tzinfo=UTC)
+    assert minute.add(start, last + 60.0) == NEVER
 
 
 # the built-in calendar ---------------------------------------------------------------------

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sla_svc.domain.calendar import TwentyFourSeven
+from sla_svc.domain.calendar import NEVER, TwentyFourSeven, build_calendar
 from sla_svc.domain.fold import ClockSpec, ClockState, Fact, Stage, advance, ever_targeted, fold
 
 CAL = TwentyFourSeven()
@@ -49,6 +49,15 @@ def test_warnings_and_breach_each_at_their_own_instant_and_the_clock_keeps_runni
     assert kinds(clock) == [("started", at(0)), ("warning", at(2)), ("warning", at(3)), ("warning", at(3.6)),
                             ("breached", at(4))]
     assert clock.breached_at == at(4) and clock.stage == Stage.RUNNING and clock.next_due is None
+
+
+def test_a_target_the_calendar_cannot_give_before_the_horizon_is_never_due():
+    minute_a_week = build_calendar(id="sparse", version=1, timezone="UTC", hours={"mon": [["09:00", "09:01"]]})
+    year = ClockSpec(metric="resolution", targets={1: 366 * 24 * HOUR}, thresholds=(0.5,), pause_on=("on_hold",))
+    clock = fold(year, minute_a_week, [opened()], now=at(1))
+    assert clock.stage == Stage.RUNNING and clock.deadline == NEVER
+    assert clock.next_due is None, "no timer for an instant that never comes"
+    assert kinds(clock) == [("started", at(0))]
 
 
 def test_evaluating_early_records_nothing_due_later():

@@ -44,18 +44,17 @@ _VARIANT = "89ab"
 
 
 def fact_of(event_id: str, data: schemas.EventData) -> tuple[str, Fact]:
-    """(incident id, fact) for an incident event the clocks follow."""
+    """(incident id, fact) for an incident event the clocks follow. (Facts made by position: a rebuild makes one
+    per event, and keywords take 0.47 instead of 0.28 µs, measured.)"""
     match data:
+        case schemas.IncidentStatusChanged():  # the most common first
+            return data.incident_id, Fact(event_id, "status", data.changed_at.astimezone(UTC), None, data.to_status,
+                                          data.from_status)
         case schemas.IncidentOpened():
-            return data.incident_id, Fact(
-                event_id=event_id, kind="opened", at=data.opened_at.astimezone(UTC), priority=data.priority,
-                status=data.status, service_id=data.service_id, customer_id=data.customer_id)
-        case schemas.IncidentStatusChanged():
-            return data.incident_id, Fact(event_id=event_id, kind="status", at=data.changed_at.astimezone(UTC),
-                                          status=data.to_status, from_status=data.from_status)
+            return data.incident_id, Fact(event_id, "opened", data.opened_at.astimezone(UTC), data.priority,
+                                          data.status, None, data.service_id, data.customer_id)
         case schemas.IncidentPriorityChanged():
-            return data.incident_id, Fact(event_id=event_id, kind="priority",
-                                          at=data.changed_at.astimezone(UTC), priority=data.to_priority)
+            return data.incident_id, Fact(event_id, "priority", data.changed_at.astimezone(UTC), data.to_priority)
     raise TypeError(f"clocks do not follow {type(data).__name__}")
 
 

@@ -22,7 +22,7 @@ from itsm_runtime.scheduler import Scheduler
 from .calendars import CalendarStore
 from .db import repository
 from .domain.agreement import Agreement, AvailabilityObjective, Objective, RatioObjective
-from .domain.calendar import Calendar
+from .domain.calendar import NEVER, Calendar
 from .domain.clock import Clock, Stage
 from .domain.objectives import (
     SRE_WORKBOOK_RULES, AvailabilityResult, StatusChange, StatusTimeline, availability, length, next_burn_change,
@@ -127,7 +127,7 @@ def ticket_of(clock: Clock) -> Ticket:
     """A ratio objective's ticket, from its clock: met when resolved in time, missed when the time ran out."""
     return Ticket(opened_at=clock.started_at, missed_at=clock.breached_at,
                   met_at=clock.completed_at if clock.stage == Stage.COMPLETED and not clock.breached else None,
-                  due_at=clock.deadline if clock.stage == Stage.RUNNING else None)
+                  due_at=clock.deadline if clock.stage == Stage.RUNNING and clock.deadline != NEVER else None)
 
 
 async def ratio_results(conn, agreement: Agreement, calendar: Calendar, now: datetime, *, settling: bool = False,

@@ -72,6 +72,7 @@ COPIED = ("calendars", "agreements", "maintenance_windows", "reviews", "review_b
 CONSUMED = {"itsm.incident.opened", "itsm.incident.status_changed", "itsm.incident.priority_changed",
             "itsm.cmdb.service_availability_changed"}
 CHUNK = 5000
+VERSION_HEADER = f"ce_{VERSION_EXTENSION}"  # the data's schema version, a CloudEvents extension attribute
 BULK_LOADED = ("incident_facts", "clocks")  # by the worker processes, with their indexes and constraints dropped
 Partition = tuple[str, int]  # (topic, partition)
 
@@ -234,7 +235,7 @@ def _take(replayed: Replayed, record) -> None:
     if event_type not in CONSUMED:
         return
     try:
-        model = registry.model_for(event_type, int(headers.get(f"ce_{VERSION_EXTENSION}", b"1")))
+        model = registry.model_for(event_type, int(headers.get(VERSION_HEADER, b"1")))
         event_id, data = headers["ce_id"].decode(), model.model_validate_json(record.value)
     except (KeyError, ValueError, registry.UnknownEventType):  # pydantic's ValidationError is a ValueError
         replayed.poison += 1

@@ -19,6 +19,10 @@ from holidays import country_holidays, list_supported_countries
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 _DAY = timedelta(days=1)
+# Working time is not counted beyond this: a target a calendar cannot give before then (a minute a week against
+# a year's target would take ten thousand years, past the last date Python can hold) is reached NEVER.
+HORIZON = datetime(2201, 1, 1, tzinfo=UTC)
+NEVER = datetime.max.replace(tzinfo=UTC)
 _WEEK = timedelta(days=7)
 _ZERO = timedelta(0)
 _HHMM = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
@@ -143,7 +147,7 @@ class BusinessCalendar:
         """The UTC instant at which `seconds` of working time have passed since `start`.
 
         Counting begins at the first working instant at or after `start`; amounts of zero or
-        less return `start` itself (in UTC).
+        less return `start` itself (in UTC); NEVER when they run past the HORIZON.
         """
         at = _utc(start)
         remaining = timedelta(seconds=seconds)
@@ -151,6 +155,8 @@ class BusinessCalendar:
             return at
         day = self._local_date(at) - _DAY  # yesterday's overnight range may still be running
         while True:
+            if day.year >= HORIZON.year:
+                return NEVER
             if day.weekday() == 0 and remaining > self._week_total:
                 week_start = self._uniform_week_start(day)
                 if week_start is not None and week_start >= at:

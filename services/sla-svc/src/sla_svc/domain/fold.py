@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import orjson
 
-from .calendar import Calendar
+from .calendar import NEVER, Calendar
 from .clock import Stage  # CANCELLED here: the incident's current priority has no target in the agreement
 
 STOP_STATUSES = ("resolved", "closed")
@@ -333,7 +333,7 @@ class _Folder:
             s.stage = Stage.PAUSED if s.paused else Stage.RUNNING
         s.deadline = self._deadline()
         due = self._due() if s.stage == Stage.RUNNING else []
-        s.next_due = due[0][0] if due else None
+        s.next_due = due[0][0] if due and due[0][0] != NEVER else None  # no timer for what is never due
         return s
 
     def _deadline(self) -> datetime | None:
