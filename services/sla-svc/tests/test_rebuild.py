@@ -398,3 +398,41 @@ async def test_an_incident_whose_events_are_on_several_partitions_is_rebuilt_who
             f'(SELECT count(*) FROM "{target}".incident_facts WHERE incident_id = :unopened)'),
             {"unopened": unopened})).one()
     assert counts == (report.clocks, report.incidents, 1)
+
+
+async def test_the_replay_reads_each_partition_from_its_first_offset_to_its_end_and_stops_at_deleted_records(
+        kafka_bootstrap, kafka_producer):
+    """read_topics fetches with aiokafka's client, not its consumer: from a span's first offset up to (not
+    including) its end, however the producer batched the records; records deleted (by retention) before they were
+    read raise instead of being skipped."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic, RecordsToDelete
+    from aiokafka.structs import TopicPartition
+
+    topic = f"test.replay.{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])
+        for n in range(30):  # 3 batches of 5 on each partition
+            await kafka_producer.send(topic, value=f"{n}".encode(), partition=n % 2)
+            if n % 10 == 9:
+                await kafka_producer.flush()
+
+        async def read(spans) -> dict[int, list[int]]:
+            got: dict[int, list[int]] = {0: [], 1: []}
+
+            def take(records) -> None:
+                for record in records:
+                    got[int(record.value) % 2].append(record.offset)
+            await rebuild_module.read_topics(kafka_bootstrap, [topic], take, spans=spans)
+            return got
+
+        assert await read(None) == {0: list(range(15)), 1: list(range(15))}, "first offset to the end as of now"
+        assert await read({(topic, 0): (3, 12), (topic, 1): (7, 7)}) == {0: list(range(3, 12)), 1: []}
+        await admin.delete_records({TopicPartition(topic, 0): RecordsToDelete(before_offset=6)})
+        with pytest.raises(rebuild_module.RecordsGone, match=rf"{topic}\[0\] from offset 0"):
+            await read({(topic, 0): (0, 15), (topic, 1): (0, 15)})
+        assert (await read(None))[0] == list(range(6, 15)), "from the first offset left"
+    finally:
+        await admin.delete_topics([topic])
+        await admin.close()
