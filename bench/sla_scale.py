@@ -192,7 +192,7 @@ SELECT md5('bench-clock/' || i)::uuid::text, $6, md5('bench-incident/' || i)::uu
            'running_since', {_iso_sql('opened')}, 'paused', false, 'stopped', false,
            'breached_at', NULL, 'completed_at', NULL, 'last_change_at', {_iso_sql('opened')},
            'deadline', {_iso_sql('deadline')}, 'warned', '[]'::jsonb, 'next_due', {_iso_sql('next_due')},
-           'status', 'new', 'counts', '{{"started": 1}}'::jsonb,
+           'status', 'new',
            'timeline', jsonb_build_array(jsonb_build_object(
                'kind', 'started', 'at', {_iso_sql('opened')}, 'key', 'started:' || {_iso_sql('opened')},
                'details', jsonb_build_object('priority', 3, 'target_seconds', $8::jsonb))))::json,
