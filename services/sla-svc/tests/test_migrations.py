@@ -78,3 +78,46 @@ async def test_timeline_entries_named_by_rank_are_renamed_by_kind_and_instant_an
         async with engine.begin() as conn:
             await conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         await engine.dispose()
+
+
+async def test_this_version_runs_on_clocks_stored_as_text(service_settings):
+    """A later version may store the clocks' states as `text`, which PostgreSQL does not check as it loads them:
+    replicas of this version, still running beside it during the upgrade, read and write such clocks alike."""
+    from datetime import UTC, timedelta
+
+    from sla_svc.db import repository
+    from sla_svc.domain.calendar import TwentyFourSeven
+    from sla_svc.domain.clock import Clock
+    from sla_svc.domain.fold import ClockSpec, Fact, fold
+
+    schema = f"sla_text_{uuid.uuid4().hex[:6]}"
+    engine = create_engine(service_settings(Settings).database_url, schema=schema)
+    spec = ClockSpec(metric="resolution", targets={1: 3600.0}, thresholds=(0.5,), pause_on=("on_hold",))
+    opened = Fact(event_id="e1", kind="opened", at=datetime(2026, 11, 24, 9, tzinfo=UTC), priority=1, status="new")
+    held = Fact(event_id="e2", kind="status", at=opened.at + timedelta(minutes=40), status="on_hold",
+                from_status="new")
+
+    def clock(*facts: Fact) -> Clock:
+        state = fold(spec, TwentyFourSeven(), facts, now=opened.at + timedelta(hours=1))
+        return Clock(id="c1", agreement_id="a1", incident_id="i1", service_id="s1", metric="resolution",
+                     calendar_id="24x7", calendar_version=1, state=state, published={e.key for e in state.timeline})
+    try:
+        await _to(engine, schema, "head")
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("ALTER TABLE clocks ALTER COLUMN state TYPE text, "
+                                       "ALTER COLUMN published TYPE text, ALTER COLUMN published DROP DEFAULT"))
+            await conn.execute(sa.text("SET LOCAL session_replication_role = replica"))  # no agreement row needed
+            running = clock(opened)
+            await repository.upsert_clocks(conn, [running])  # an insert
+            [read] = await repository.get_clocks(conn, ["c1"])
+            assert (read.state, read.published) == (running.state, running.published)
+            paused = clock(opened, held)
+            await repository.save_clocks(conn, [repository.saved_columns(paused)])  # an update
+            [read] = await repository.get_clocks(conn, ["c1"])
+            assert read.state == paused.state and read.state.paused and read.published == paused.published
+            stored = (await conn.execute(sa.text("SELECT state FROM clocks"))).scalar()
+            assert isinstance(stored, str) and json.loads(stored)["paused"] is True
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        await engine.dispose()

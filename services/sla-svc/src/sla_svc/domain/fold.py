@@ -120,8 +120,7 @@ class ClockState:
             breached_at=when(data["breached_at"]), completed_at=when(data["completed_at"]),
             last_change_at=when(data["last_change_at"]), deadline=when(data["deadline"]),
             warned=tuple(data["warned"]), next_due=when(data["next_due"]), status=data["status"],
-            timeline=[Entry(kind=e["kind"], at=when(e["at"]), key=e["key"], details=e["details"])
-                      for e in data["timeline"]],
+            timeline=[_entry(e) for e in data["timeline"]],
         )
 
     @property
@@ -132,6 +131,27 @@ class ClockState:
         if self.running_since is not None and at > self.running_since:
             return self.accumulated + calendar.between(self.running_since, at)
         return self.accumulated
+
+
+def entry_name(kind: str, at: datetime, details: Mapping) -> str:
+    """A timeline entry's name, before a `#n` when the same name comes again: a warning by its threshold and the
+    breach once, as the written-ahead events are marked; any other by its kind and instant, and a stop by whether
+    it met its target too (a late event correcting a stop must publish it again)."""
+    if kind == "warning":
+        return f"warning:{details['threshold']}"
+    if kind == "breached":
+        return "breached"
+    if kind == "stopped":
+        return f"stopped:{at.isoformat()}:{details['met']}"
+    return f"{kind}:{at.isoformat()}"
+
+
+def _entry(data: Mapping) -> Entry:
+    """An entry as `to_dict` writes it. Without a `key` it has its plain name: a later version may leave out the
+    names that `entry_name` gives (a sixth of a state's bytes), so that replicas of this one read its states."""
+    at = _when(data["at"])
+    key = data.get("key") or entry_name(data["kind"], at, data["details"])
+    return Entry(kind=data["kind"], at=at, key=key, details=data["details"])
 
 
 def _iso(at: datetime | None) -> str | None:
@@ -170,9 +190,8 @@ class _Folder:
     def status(self, value: str) -> None:
         self.s.status = value
 
-    def _log(self, kind: str, at: datetime, key: str | None = None, *, key_suffix: str = "", **details) -> None:
-        if key is None:
-            key = f"{kind}:{at.isoformat()}{key_suffix}"
+    def _log(self, kind: str, at: datetime, **details) -> None:
+        key = entry_name(kind, at, details)
         n = self.names[key] = self.names.get(key, 0) + 1
         if n > 1:  # the same name again (facts stamped alike): the later one in fact order gets a rank
             key = f"{key}#{n}"
@@ -223,10 +242,10 @@ class _Folder:
         s = self.s
         if kind == "warning":
             s.warned = tuple(sorted((*s.warned, threshold)))
-            self._log("warning", at, key=f"warning:{threshold}", threshold=threshold)
+            self._log("warning", at, threshold=threshold)
         else:
             s.breached_at = at
-            self._log("breached", at, key="breached", target_seconds=s.target_seconds)
+            self._log("breached", at, target_seconds=s.target_seconds)
 
     def _cross_exceeded(self, at: datetime) -> None:
         """After a re-target: thresholds and the target already exceeded are crossed now."""
@@ -318,8 +337,7 @@ class _Folder:
         self._settle(at)
         s.stopped, s.paused, s.completed_at = True, False, at
         met = not s.breached
-        # a correction (a late event moving the stop) must be published again: the key carries the content
-        self._log("stopped", at, key_suffix=f":{met}", met=met, elapsed_seconds=s.accumulated)
+        self._log("stopped", at, met=met, elapsed_seconds=s.accumulated)
 
     def finish(self, now: datetime) -> ClockState:
         s = self.s
