@@ -187,31 +187,34 @@ async def read_topics(bootstrap_servers: str, names, take: Callable[[list], None
     await client.bootstrap()
     try:
         await client.set_topics(sorted({topic for topic, _ in position}))
-        fetching = asyncio.ensure_future(_fetch(client, position))
-        while fetching is not None:
-            fetched = await fetching
-            batches = []
-            for partition, records in fetched:
-                first, end = position[partition], spans[partition][1]
-                while records.has_next():
-                    batch = records.next_batch()
-                    if not batch.validate_crc():
-                        raise CorruptRecordException(f"invalid CRC in {partition}")
-                    if not batch.is_control_batch:  # transaction markers
-                        batches.append((batch, first, end))
-                    position[partition] = batch.next_offset
-                if position[partition] >= end:
-                    del position[partition]
-            fetching = asyncio.ensure_future(_fetch(client, position)) if position else None
-            await asyncio.sleep(0)  # the next fetch goes out (its task runs until it waits for the response)
-            try:
+        fetching: asyncio.Future | None = asyncio.ensure_future(_fetch(client, position))
+        try:
+            while fetching is not None:
+                fetched = await fetching
+                batches = []
+                for partition, records in fetched:
+                    first, end = position[partition], spans[partition][1]
+                    while records.has_next():
+                        batch = records.next_batch()
+                        if not batch.validate_crc():
+                            raise CorruptRecordException(f"invalid CRC in {partition}")
+                        if not batch.is_control_batch:  # transaction markers
+                            batches.append((batch, first, end))
+                        position[partition] = batch.next_offset
+                    if position[partition] >= end:
+                        del position[partition]
+                fetching = asyncio.ensure_future(_fetch(client, position)) if position else None
+                await asyncio.sleep(0)  # the next fetch goes out (its task runs until it waits for the response)
                 for batch, first, end in batches:
                     # a batch may start before the offset fetched from (compressed, or compacted)
                     take([record for record in batch if first <= record.offset < end])
-            except BaseException:
-                if fetching is not None:
-                    fetching.cancel()
-                raise
+        finally:
+            # stopped (an error, a cancellation): the fetch under way ends before the client closes, its error
+            # retrieved, rather than retrying on a closed client
+            if fetching is not None and not fetching.done():
+                fetching.cancel()
+            if fetching is not None:
+                await asyncio.gather(fetching, return_exceptions=True)
     finally:
         await client.close()
 
