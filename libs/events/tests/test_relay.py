@@ -334,3 +334,26 @@ def test_a_record_that_fits_still_fits_with_the_headers_it_may_gain_on_its_way(t
               "dead_lettered_at": datetime.now(UTC).isoformat().encode()}
     assert DefaultRecordBatchBuilder.estimate_size_in_bytes(
         largest.key, largest.value, list(gained.items())) <= MAX_RECORD_BYTES
+
+
+async def test_domain_topics_are_created_to_keep_every_record_and_others_as_the_broker_keeps_them(
+        transport, kafka_bootstrap):
+    """The domain topics are the event log a rebuild replays from its first offset: not cut after a week."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    log_topic = f"test.log.{uuid.uuid4().hex[:8]}"
+    dead_letters = f"{log_topic}.group.dlq"
+    await transport.ensure_topics([log_topic, dead_letters], kept_whole=[log_topic])
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        [response] = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name, configs={"retention.ms": None})
+             for name in (log_topic, dead_letters)])
+        retention = {resource[3]: {entry[0]: entry[1] for entry in resource[4]}["retention.ms"]
+                     for resource in response.resources}
+    finally:
+        await admin.close()
+    assert retention[log_topic] == "-1"
+    assert retention[dead_letters] == str(168 * 3600 * 1000), "the broker's default (deploy/local/kafka)"

@@ -279,6 +279,12 @@ def test_the_worker_processes_are_two_per_core_this_process_may_run_on():
     assert rebuild_module.default_processes() == 2 * len(allowed)
 
 
+def test_the_report_names_the_partitions_whose_first_records_are_gone():
+    offsets = {("itsm.incident.events", 1): (120, 500), ("itsm.incident.events", 0): (0, 400),
+               ("itsm.cmdb.events", 2): (7, 7)}
+    assert rebuild_module.records_gone(offsets) == {"itsm.cmdb.events[2]": 7, "itsm.incident.events[1]": 120}
+
+
 def test_the_partitions_are_shared_out_by_their_records_the_biggest_first():
     sizes = {("a", 0): 100, ("a", 1): 90, ("a", 2): 80, ("b", 0): 0, ("b", 1): 5}
     assert shares(sizes, 2) == [[("a", 0), ("b", 1)], [("a", 1), ("a", 2)]]

@@ -31,7 +31,7 @@ from . import metrics
 from .envelope import Envelope, PoisonMessage, from_kafka, parse_data
 from .outbox import UnitOfWork, Wakeup, claim_inbox, claim_inbox_many, headers_from_row
 from .sql import execute_columns, unnest
-from .topics import dead_letter_topic
+from .topics import ALL, dead_letter_topic
 from .tracing import context_from_headers, kafka_instrumented, producing_in
 
 log = logging.getLogger("itsm.bus")
@@ -41,6 +41,10 @@ MAX_RECORD_BYTES = 1024 * 1024  # the producer's largest request, within a broke
 # (a row written outside any span has none stored), and the headers of a consumer's dead letter (error 2,000 bytes)
 HEADROOM_BYTES = 4096
 tracer = trace.get_tracer("itsm.bus")
+# The domain topics are the event log that the services' state is a fold over (`sla-svc rebuild` replays them from
+# their first offset): created to keep every record, not the broker's default week. Dead-letter topics keep the
+# broker's default.
+EVENT_LOG_CONFIG = {"retention.ms": "-1"}
 
 
 @dataclass(frozen=True)
@@ -90,14 +94,16 @@ class KafkaTransport:
     def subscribe(self, topics: Iterable[str], group: str, dispatch: DispatchFn) -> None:
         self._subscriptions.append((tuple(topics), group, dispatch))
 
-    async def ensure_topics(self, topics: Iterable[str]) -> None:
+    async def ensure_topics(self, topics: Iterable[str], *, kept_whole: Iterable[str] = ALL) -> None:
+        """Create the topics that do not exist yet; those in `kept_whole` (the domain topics) keep every record."""
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers, client_id=f"{self.client_id}-admin")
         await admin.start()
         try:
-            existing = set(await admin.list_topics())
+            existing, whole = set(await admin.list_topics()), set(kept_whole)
             missing = [t for t in dict.fromkeys(topics) if t not in existing]
             if missing:
-                new = [NewTopic(name=t, num_partitions=self.partitions, replication_factor=1) for t in missing]
+                new = [NewTopic(name=t, num_partitions=self.partitions, replication_factor=1,
+                                topic_configs=EVENT_LOG_CONFIG if t in whole else {}) for t in missing]
                 try:
                     await admin.create_topics(new)
                 except TopicAlreadyExistsError:
@@ -106,8 +112,6 @@ class KafkaTransport:
             await admin.close()
 
     async def start(self) -> None:
-        from .topics import ALL
-
         wanted = list(ALL)
         for topics, group, _ in self._subscriptions:
             wanted += [dead_letter_topic(t, group) for t in topics]
@@ -603,7 +607,7 @@ class Dispatcher:
 
     @property
     def topics(self) -> set[str]:
-        from .topics import ALL, topic_for_type
+        from .topics import topic_for_type
 
         if "*" in self.handlers:
             return set(ALL)

@@ -139,6 +139,9 @@ class RebuildReport:
     split_incidents: int = 0  # read by more than one worker (their events are on several partitions): folded again
     processes: int = 0
     step_seconds: dict[str, float] = field(default_factory=dict)  # worker steps added up over the processes
+    # "topic[partition]" -> its first offset, of the partitions whose first records are gone (retention, deleted):
+    # the incidents whose events were there are rebuilt from what is left, unlike the live service's
+    gone_before: dict[str, int] = field(default_factory=dict)
 
     @property
     def records_per_second(self) -> float:
@@ -315,6 +318,13 @@ def _take(replayed: Replayed, record) -> None:
         replayed.facts.append(fact_of(event_id, data))
 
 
+def records_gone(offsets: dict[Partition, Span]) -> dict[str, int]:
+    """"topic[partition]" -> first offset, of the partitions whose first offset is not 0: records before it were
+    deleted (retention, or deleted by hand), so a replay cannot fold them. (The domain topics are created to keep
+    every record: itsm_events.bus.EVENT_LOG_CONFIG.)"""
+    return {f"{topic}[{partition}]": first for (topic, partition), (first, _) in sorted(offsets.items()) if first > 0}
+
+
 def shares(sizes: dict[Partition, int], processes: int) -> list[list[Partition]]:
     """The non-empty partitions in at most `processes` shares of about the same number of records: each
     partition, the biggest first, goes to the share with the fewest so far."""
@@ -353,6 +363,10 @@ async def rebuild(settings: Settings, *, schema: str, replace: bool = False,
             await _fresh_schema(engine, schema, replace=replace)
         with steps.timed("partitions listed"):
             offsets = await partition_offsets(settings.kafka_bootstrap_servers)
+        gone = records_gone(offsets)
+        if gone:
+            log.warning("records no longer on the topics (retention, or deleted) are not replayed: those before "
+                        "%s", ", ".join(f"offset {first} of {partition}" for partition, first in gone.items()))
         now = datetime.now(UTC)  # every record replayed was on the topics before
         parts = [{partition: offsets[partition] for partition in share}
                  for share in shares({p: end - first for p, (first, end) in offsets.items()}, max(processes, 1))]
@@ -409,7 +423,8 @@ async def rebuild(settings: Settings, *, schema: str, replace: bool = False,
                          agreements_with_objectives=len(with_objectives), seconds=time.perf_counter() - started,
                          split_incidents=len(split),
                          processes=0 if processes == 0 else len(parts),
-                         step_seconds={name: round(seconds, 3) for name, seconds in steps.seconds.items()})
+                         step_seconds={name: round(seconds, 3) for name, seconds in steps.seconds.items()},
+                         gone_before=gone)
 
 
 STATUS_COLUMNS = ("event_id", "service_id", "status", "observed_at")
