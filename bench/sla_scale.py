@@ -1,6 +1,7 @@
 """The SLA engine's scale targets, on a real PostgreSQL and Kafka:
 
-    python -m bench.sla_scale clocks|breaches|replay|all [-n N] [--profile] [--in-process] [--review-open] [--spread]
+    python -m bench.sla_scale clocks|breaches|replay|fold|all [-n N] [--profile] [--in-process]
+                              [--review-open] [--spread]
 
 - clocks: ONE sla-svc process holds 1,000,000 running clocks in under 1 GB. The clocks table is
   filled with SQL (the `state` JSON built the way ClockState.to_dict() writes it, checked against
@@ -25,6 +26,8 @@
   decode, facts stored, fold, clocks stored, ...); reading the topics without parsing and
   replay_topics() alone, in one process, are timed beside it. --profile: every partition is
   replayed in the benchmark's process under cProfile.
+- fold: the replay's CPU per incident for its two clocks, folded and made into rows, in this process alone (no
+  Kafka or PostgreSQL needed): `python -m bench.sla_scale fold`.
 
 Service ports: bench.common (ITSM_BENCH_PORT_OFFSET); logs go to bench/results/sla_scale/.
 """
@@ -41,6 +44,7 @@ import pstats
 import re
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -528,9 +532,13 @@ RESOLUTION = {1: timedelta(hours=1), 2: timedelta(hours=4), 3: timedelta(days=1)
 
 
 def replay_records(service_id: str, incidents: int, base: datetime) -> list[tuple[bytes, list, bytes]]:
-    """Per incident: opened, in_progress (late for one in 7: responses and P1/P2 resolutions breach),
-    on_hold (pauses the resolution clock) and resolved."""
-    records = []
+    """The replayed incidents' events as Kafka records (`replay_events`)."""
+    return [record_of(data, incident_id) for incident_id, data in replay_events(service_id, incidents, base)]
+
+
+def replay_events(service_id: str, incidents: int, base: datetime) -> Iterator[tuple[str, object]]:
+    """(incident id, event data). Per incident: opened, in_progress (late for one in 7: responses and P1/P2
+    resolutions breach), on_hold (pauses the resolution clock) and resolved."""
     for n in range(incidents):
         incident_id = str(uuid.uuid4())
         priority = 1 + n % 4
@@ -548,8 +556,7 @@ def replay_records(service_id: str, incidents: int, base: datetime) -> list[tupl
             schemas.IncidentStatusChanged(from_status="on_hold", to_status="resolved", changed_at=resolved,
                                           **common),
         ):
-            records.append(record_of(data, incident_id))
-    return records
+            yield incident_id, data
 
 
 async def kafka_read_only(bootstrap_servers: str) -> tuple[int, float]:
@@ -696,6 +703,45 @@ async def run_replay(incidents: int = REPLAY_INCIDENTS, profile: bool = False) -
     return result
 
 
+async def run_fold(incidents: int = 20_000, rounds: int = 5) -> dict:
+    """The replay's CPU per incident in this process, without Kafka or PostgreSQL: its two clocks folded
+    (handlers.Clocks.fold, as a rebuild's worker calls it) and made into rows (published names, JSON), over the
+    replay's incidents; the best of `rounds`, the garbage collector off as in the workers."""
+    import gc
+
+    from sla_svc.calendars import CalendarStore
+    from sla_svc.db import repository
+    from sla_svc.domain.agreement import Agreement, Target
+    from sla_svc.handlers import Clocks, fact_of
+
+    base = datetime(2026, 11, 2, tzinfo=UTC)
+    agreement = Agreement(id="bench-fold", name="bench fold", service_id="bench-fold", effective_from=base,
+                          targets=tuple([Target(metric="response", priority=p, within=w) for p, w in RESPONSE.items()]
+                                        + [Target(metric="resolution", priority=p, within=w)
+                                           for p, w in RESOLUTION.items()]))
+    by_incident: dict[str, list] = {}
+    for incident_id, data in replay_events(agreement.service_id, incidents, base):
+        by_incident.setdefault(incident_id, []).append(fact_of(str(uuid.uuid4()), data)[1])
+    folder, now = Clocks(None, CalendarStore(fixed=True)), datetime.now(UTC)
+    fold_us, rows_us = [], []
+    gc.disable()
+    try:
+        for _ in range(rounds):
+            started, folded = time.perf_counter(), []
+            for incident_id, facts in by_incident.items():
+                folded += await folder.fold(None, incident_id, facts, [agreement], [], now)
+            middle = time.perf_counter()
+            for clock in folded:
+                clock.published = {e.key for e in clock.state.timeline if e.at <= now}
+            repository.clock_records(folded)
+            fold_us.append((middle - started) * 1e6 / incidents)
+            rows_us.append((time.perf_counter() - middle) * 1e6 / incidents)
+    finally:
+        gc.enable()
+    return {"incidents": incidents, "clocks": len(folded), "rounds": rounds,
+            "fold_us_per_incident": round(min(fold_us), 1), "rows_us_per_incident": round(min(rows_us), 1)}
+
+
 # all three ----------------------------------------------------------------------------------------
 
 
@@ -708,7 +754,7 @@ async def run() -> dict:
 async def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.sla_scale", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["clocks", "breaches", "replay", "all"])
+    parser.add_argument("what", choices=["clocks", "breaches", "replay", "fold", "all"])
     parser.add_argument("-n", type=int, help="clocks, breaching clocks or incidents (default: the target's)")
     parser.add_argument("--profile", action="store_true",
                         help="replay: cProfile the in-process rebuild; breaches: --in-process under cProfile")
@@ -723,9 +769,10 @@ async def main(argv: list[str] | None = None) -> None:
             "breaches": lambda: run_breaches(args.n or BREACHES, review_open=args.review_open,
                                              in_process=args.in_process, profile=args.profile,
                                              spread=args.spread),
-            "replay": lambda: run_replay(args.n or REPLAY_INCIDENTS, profile=args.profile)}
+            "replay": lambda: run_replay(args.n or REPLAY_INCIDENTS, profile=args.profile),
+            "fold": lambda: run_fold(args.n or 20_000)}
     results = {}
-    for name in (runs if args.what == "all" else [args.what]):
+    for name in (["clocks", "breaches", "replay"] if args.what == "all" else [args.what]):
         results[name] = await runs[name]()
         print(json.dumps({f"sla_{name}": results[name]}), flush=True)
     RESULTS.mkdir(exist_ok=True)
