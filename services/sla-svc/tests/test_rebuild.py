@@ -442,3 +442,46 @@ async def test_the_replay_reads_each_partition_from_its_first_offset_to_its_end_
     finally:
         await admin.delete_topics([topic])
         await admin.close()
+
+
+async def test_the_replay_fetches_again_after_losing_its_connection_to_the_broker(
+        kafka_bootstrap, kafka_producer, monkeypatch):
+    """The connection to the broker is lost while a fetch is out (it is sent before the records before it are
+    handed over): the fetch is made again from the same offset, and every record comes once."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.conn import CloseReason
+
+    topic = f"test.replay.{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    clients = []
+
+    class Client(rebuild_module.AIOKafkaClient):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            clients.append(self)
+    monkeypatch.setattr(rebuild_module, "AIOKafkaClient", Client)
+    monkeypatch.setattr(rebuild_module, "PARTITION_FETCH_MAX_BYTES", 200)  # a batch or so a fetch
+    retried = []
+    monkeypatch.setattr(rebuild_module.log, "warning", lambda message, *args: retried.append(message % args))
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+        for n in range(40):  # batches of 4
+            await kafka_producer.send(topic, value=f"{n}".encode(), partition=0)
+            if n % 4 == 3:
+                await kafka_producer.flush()
+        got, lost = [], []
+
+        def take(records) -> None:
+            got.extend(record.offset for record in records)
+            if len(got) >= 8 and not lost:  # the next fetch is out: its connection goes
+                for conn in list(clients[0]._conns.values()):
+                    conn.close(reason=CloseReason.CONNECTION_BROKEN)
+                lost.append(len(got))
+        await rebuild_module.read_topics(kafka_bootstrap, [topic], take)
+        assert lost, "the connection was closed while the replay ran"
+        assert [message.split(" after ")[0] for message in retried] == ["fetching again"], retried
+        assert got == list(range(40)), "every record once, in order"
+    finally:
+        await admin.delete_topics([topic])
+        await admin.close()
