@@ -531,6 +531,16 @@ RESPONSE = {1: timedelta(minutes=15), 2: timedelta(minutes=30), 3: timedelta(hou
 RESOLUTION = {1: timedelta(hours=1), 2: timedelta(hours=4), 3: timedelta(days=1), 4: timedelta(days=3)}
 
 
+def replay_agreement(service_id: str, *, effective_from: datetime):
+    """The replayed service's agreement: a response and a resolution target per priority."""
+    from sla_svc.domain.agreement import Agreement, Target
+
+    return Agreement(id=str(uuid.uuid4()), name="bench replay", service_id=service_id, effective_from=effective_from,
+                     targets=tuple([Target(metric="response", priority=p, within=w) for p, w in RESPONSE.items()]
+                                   + [Target(metric="resolution", priority=p, within=w)
+                                      for p, w in RESOLUTION.items()]))
+
+
 def replay_records(service_id: str, incidents: int, base: datetime) -> list[tuple[bytes, list, bytes]]:
     """The replayed incidents' events as Kafka records (`replay_events`)."""
     return [record_of(data, incident_id) for incident_id, data in replay_events(service_id, incidents, base)]
@@ -625,7 +635,6 @@ async def run_replay(incidents: int = REPLAY_INCIDENTS, profile: bool = False) -
     from itsm_runtime.testing import create_database
     from sla_svc import rebuild as rebuild_module
     from sla_svc.db import MIGRATIONS, repository
-    from sla_svc.domain.agreement import Agreement, Target
     from sla_svc.settings import Settings
 
     database_url = await create_database(os.environ["ITSM_TEST_DATABASE_URL"], prefix="bench")
@@ -637,12 +646,8 @@ async def run_replay(incidents: int = REPLAY_INCIDENTS, profile: bool = False) -
     try:  # the live schema: migrated, holding the agreement the rebuild copies
         await migrate(engine, migrations_dir=MIGRATIONS, schema="sla")
         async with engine.begin() as conn:
-            await repository.add_agreement(conn, Agreement(
-                id=str(uuid.uuid4()), name="bench replay", service_id=service_id,
-                effective_from=base - timedelta(days=1),
-                targets=tuple([Target(metric="response", priority=p, within=w) for p, w in RESPONSE.items()]
-                              + [Target(metric="resolution", priority=p, within=w) for p, w in RESOLUTION.items()])),
-                created_at=datetime.now(UTC))
+            await repository.add_agreement(conn, replay_agreement(service_id, effective_from=base - timedelta(days=1)),
+                                           created_at=datetime.now(UTC))
     finally:
         await engine.dispose()
 
@@ -711,14 +716,10 @@ async def run_fold(incidents: int = 20_000, rounds: int = 5) -> dict:
 
     from sla_svc.calendars import CalendarStore
     from sla_svc.db import repository
-    from sla_svc.domain.agreement import Agreement, Target
     from sla_svc.handlers import Clocks, fact_of
 
     base = datetime(2026, 11, 2, tzinfo=UTC)
-    agreement = Agreement(id="bench-fold", name="bench fold", service_id="bench-fold", effective_from=base,
-                          targets=tuple([Target(metric="response", priority=p, within=w) for p, w in RESPONSE.items()]
-                                        + [Target(metric="resolution", priority=p, within=w)
-                                           for p, w in RESOLUTION.items()]))
+    agreement = replay_agreement("bench-fold", effective_from=base)
     by_incident: dict[str, list] = {}
     for incident_id, data in replay_events(agreement.service_id, incidents, base):
         by_incident.setdefault(incident_id, []).append(fact_of(str(uuid.uuid4()), data)[1])
