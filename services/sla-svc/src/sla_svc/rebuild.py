@@ -178,8 +178,9 @@ async def read_topics(bootstrap_servers: str, names, take: Callable[[list], None
     """Hand every record of the topics to `take`, a fetched batch at a time, from the first offset to the end as
     of now (or every record of the partitions in `spans`, from their first offset up to their end).
 
-    Fetched with aiokafka's client and read with its record batches, without its consumer: the consumer makes an
-    object of every record on top, which took 0.8 of the 1.1 CPU-seconds reading 200,000 records cost (measured).
+    Fetched with aiokafka's client and read with its record batches, without its consumer, which makes an object of
+    every record on top: 200,000 records took 0.73 to 0.86 CPU-seconds through it, 0.58 to 0.66 this way (measured;
+    iterating the fetched batches alone, 0.2).
     The next fetch is sent before a fetched batch is handed over, so the broker prepares it meanwhile."""
     if spans is None:
         spans = await partition_offsets(bootstrap_servers, names)
@@ -257,7 +258,7 @@ async def _fetch(client: AIOKafkaClient, position: dict[Partition, int]) -> list
     raise AssertionError("unreachable")
 
 
-async def partition_offsets(bootstrap_servers: str, names=TOPICS) -> dict[Partition, tuple[int, int]]:
+async def partition_offsets(bootstrap_servers: str, names=TOPICS) -> dict[Partition, Span]:
     """(first offset, end offset) of each partition of the topics (those that exist) as of now."""
     partitions = await _partitions_of(bootstrap_servers, names)
     if not partitions:
@@ -319,7 +320,7 @@ def _take(replayed: Replayed, record) -> None:
 
 
 def records_gone(offsets: dict[Partition, Span]) -> dict[str, int]:
-    """"topic[partition]" -> first offset, of the partitions whose first offset is not 0: records before it were
+    """The partitions whose first offset is not 0, as "topic[partition]" -> that offset: records before it were
     deleted (retention, or deleted by hand), so a replay cannot fold them. (The domain topics are created to keep
     every record: itsm_events.bus.EVENT_LOG_CONFIG.)"""
     return {f"{topic}[{partition}]": first for (topic, partition), (first, _) in sorted(offsets.items()) if first > 0}
