@@ -198,9 +198,9 @@ SELECT md5('bench-clock/' || i)::uuid::text, $6, md5('bench-incident/' || i)::uu
            'deadline', {_iso_sql('deadline')}, 'warned', '[]'::jsonb, 'next_due', {_iso_sql('next_due')},
            'status', 'new',
            'timeline', jsonb_build_array(jsonb_build_object(
-               'kind', 'started', 'at', {_iso_sql('opened')}, 'key', 'started:' || {_iso_sql('opened')},
-               'details', jsonb_build_object('priority', 3, 'target_seconds', $8::jsonb))))::json,
-       json_build_array('started:' || {_iso_sql('opened')})
+               'kind', 'started', 'at', {_iso_sql('opened')},
+               'details', jsonb_build_object('priority', 3, 'target_seconds', $8::jsonb))))::text,
+       json_build_array('started:' || {_iso_sql('opened')})::text
 FROM s
 """
 

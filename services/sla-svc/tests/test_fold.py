@@ -178,9 +178,14 @@ def test_two_entries_of_a_kind_at_one_instant_are_told_apart():
     # resolved, reopened and resolved again within the same instant (events stamped alike, ordered by id)
     facts = [opened(), status("a", 1, "new", "resolved"), status("b", 1, "resolved", "in_progress"),
              status("c", 1, "in_progress", "resolved")]
-    keys = [e.key for e in fold(RESOLUTION, CAL, facts, now=at(2)).timeline]
+    clock = fold(RESOLUTION, CAL, facts, now=at(2))
     stop = f"stopped:{at(1).isoformat()}:True"
-    assert keys == [f"started:{at(0).isoformat()}", stop, f"reopened:{at(1).isoformat()}", f"{stop}#2"]
+    assert [e.key for e in clock.timeline] == [
+        f"started:{at(0).isoformat()}", stop, f"reopened:{at(1).isoformat()}", f"{stop}#2"]
+    saved = json.loads(clock.to_json())
+    assert [e.get("key") for e in saved["timeline"]] == [None, None, None, f"{stop}#2"], \
+        "the JSON names only what a reader cannot name again"
+    assert ClockState.from_dict(saved) == clock
 
 
 def test_a_late_resolution_stamped_before_the_deadline_undoes_the_breach():
@@ -253,14 +258,13 @@ def test_the_state_as_json_is_the_json_of_its_dict(facts, now, microseconds):
 
 @settings(max_examples=200, deadline=None)
 @given(incident_histories(), st.floats(0, 40))
-def test_a_state_without_the_plain_entry_names_reads_the_same(facts, now):
-    """A later version may leave out the names `entry_name` gives (kept: a `#2` for the same name again); this
-    one reads them back, so that it runs beside that version during a rolling upgrade."""
+def test_a_state_with_every_entry_named_reads_the_same(facts, now):
+    """States written before e8b3f0c6d1a4 name every entry, also those `entry_name` names."""
     clock = fold(RESOLUTION, CAL, facts, now=at(now))
     saved = json.loads(clock.to_json())
-    for entry in saved["timeline"]:
-        if "#" not in entry["key"]:
-            del entry["key"]
+    for entry, e in zip(saved["timeline"], clock.timeline, strict=True):
+        assert entry.get("key", e.key) == e.key
+        entry["key"] = e.key
     assert ClockState.from_dict(saved) == clock
 
 

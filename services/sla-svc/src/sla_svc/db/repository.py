@@ -93,23 +93,15 @@ async def list_agreements(conn: AsyncConnection, *, service_id: str | None, afte
 def clock_from_row(row) -> Clock:
     return Clock(id=row.id, agreement_id=row.agreement_id, incident_id=row.incident_id, service_id=row.service_id,
                  customer_id=row.customer_id, metric=row.metric, calendar_id=row.calendar_id,
-                 calendar_version=row.calendar_version, state=ClockState.from_dict(_json(row.state)),
-                 objective_id=row.objective_id, published=set(_json(row.published)),
+                 calendar_version=row.calendar_version, state=ClockState.from_dict(orjson.loads(row.state)),
+                 objective_id=row.objective_id, published=set(orjson.loads(row.published)),
                  row_version=row._mapping.get("row_version"))
-
-
-def _json(value):
-    """A clock's JSON column as read: decoded by the driver from `json`; still text from a `text` column, which a
-    later version may store the states in (PostgreSQL checks `json` as it loads it: a quarter of the cost of loading
-    the clocks, measured), so that replicas of this version keep running beside it during a rolling upgrade. (Its
-    writes go into a `text` column as they are: PostgreSQL casts `json` to `text` on assignment.)"""
-    return orjson.loads(value) if isinstance(value, str) else value
 
 
 # The columns that change as a clock moves on, with their types, in the order of `saved_columns`.
 _MUTABLE = {"priority": "smallint", "target_seconds": "float8", "stage": "text", "deadline": "timestamptz",
             "warnings_fired": "smallint", "breached": "boolean", "breached_at": "timestamptz",
-            "completed_at": "timestamptz", "next_due_at": "timestamptz", "state": "json", "published": "json"}
+            "completed_at": "timestamptz", "next_due_at": "timestamptz", "state": "text", "published": "text"}
 # A whole clock row, in the order of `clock_records`: what is set once, then what changes.
 _CLOCK = {"id": "text", "agreement_id": "text", "incident_id": "text", "service_id": "text", "customer_id": "text",
           "metric": "text", "objective_id": "text", "calendar_id": "text", "calendar_version": "integer",

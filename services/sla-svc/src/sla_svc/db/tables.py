@@ -1,11 +1,12 @@
 """sla-svc tables (schema `sla`)."""
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSON, JSONB
+from sqlalchemy.dialects.postgresql import JSONB
 
 from itsm_runtime.service import platform_tables
 
 metadata = sa.MetaData()
+JSON_TEXT = {"json": True}  # a column's info: JSON kept as text, which no query looks into
 platform = platform_tables(metadata)
 
 agreements = sa.Table(
@@ -47,9 +48,10 @@ clocks = sa.Table(
     sa.Column("breached_at", sa.DateTime(timezone=True)),
     sa.Column("completed_at", sa.DateTime(timezone=True)),
     sa.Column("next_due_at", sa.DateTime(timezone=True)),
-    # read and written whole, never queried: json, which PostgreSQL only checks, not jsonb, which it parses
-    sa.Column("state", JSON, nullable=False),  # fold.ClockState.to_json(), timeline included
-    sa.Column("published", JSON, nullable=False, server_default=sa.text("'[]'::json")),  # timeline keys
+    # JSON read and written whole, never queried: as text, which PostgreSQL neither parses (jsonb) nor checks (json)
+    sa.Column("state", sa.Text, nullable=False, info=JSON_TEXT),  # fold.ClockState.to_json(), timeline included
+    sa.Column("published", sa.Text, nullable=False, server_default=sa.text("'[]'"),
+              info=JSON_TEXT),  # timeline keys, a JSON list
     sa.Column("created_seq", sa.BigInteger, sa.Identity(), nullable=False, unique=True),
     sa.UniqueConstraint("agreement_id", "incident_id", "metric", "objective_id", name="uq_clock_per_target",
                         postgresql_nulls_not_distinct=True),
