@@ -19,7 +19,7 @@ from .calendars import CalendarStore
 from .db import repository
 from .domain.agreement import Agreement
 from .domain.clock import Clock
-from .domain.fold import ClockSpec, Entry, Fact, advance, ever_targeted, fold_sorted, sort_facts
+from .domain.fold import ClockSpec, Entry, Fact, advance, ever_targeted, fold_sorted, from_opening, sort_facts
 from .reviews import BreachRef, record_breaches
 
 RETRY_LOCKED = timedelta(milliseconds=200)
@@ -137,7 +137,8 @@ class Clocks:
                    known: list[Clock], now: datetime) -> list[Clock]:
         """The incident's clocks under each agreement covering it, folded from its facts as of `now`."""
         facts = sort_facts(facts)
-        opened = opening_of(facts)
+        folded = from_opening(facts)
+        opened = folded[0]
         by_target = {(c.agreement_id, c.metric, c.objective_id): c for c in known}
         clocks = []
         for agreement in agreements:
@@ -151,7 +152,7 @@ class Clocks:
                 version = clock.calendar_version if clock else await self.calendars.version_at(
                     conn, agreement.calendar_id, opened.at)
                 state = fold_sorted(spec, await self.calendars.get(conn, agreement.calendar_id, version),
-                                    facts, now)
+                                    folded, now)
                 if clock is None:
                     clock = Clock(id=clock_id(agreement.id, incident_id, spec), agreement_id=agreement.id,
                                   incident_id=incident_id, service_id=opened.service_id,

@@ -397,17 +397,23 @@ def _order(fact: Fact) -> tuple:
 
 def fold(spec: ClockSpec, calendar: Calendar, facts: Iterable[Fact], now: datetime) -> ClockState | None:
     """The clock for `spec` over an incident's facts, as of `now`; None until the incident is opened."""
-    return fold_sorted(spec, calendar, sort_facts(facts), now)
+    opened = from_opening(sort_facts(facts))
+    return fold_sorted(spec, calendar, opened, now) if opened else None
 
 
-def fold_sorted(spec: ClockSpec, calendar: Calendar, facts: list[Fact], now: datetime) -> ClockState | None:
-    """`fold` over facts already in `sort_facts` order (an incident's clocks share one sort): from the first
-    opening on, the facts before it are ignored."""
-    start = next((i for i, fact in enumerate(facts) if fact.kind == "opened"), None)
-    if start is None:
-        return None
-    folder = _Folder.opening(spec, calendar, facts[start])
-    for fact in facts[start + 1:]:
+def from_opening(facts: list[Fact]) -> list[Fact]:
+    """Facts in `sort_facts` order from the incident's (first) opening on, which the clocks start at; the facts
+    before it are ignored. Empty until it is opened."""
+    for i, fact in enumerate(facts):
+        if fact.kind == "opened":
+            return facts[i:]
+    return []
+
+
+def fold_sorted(spec: ClockSpec, calendar: Calendar, facts: list[Fact], now: datetime) -> ClockState:
+    """`fold` over facts already `from_opening` (an incident's clocks share one sort)."""
+    folder = _Folder.opening(spec, calendar, facts[0])
+    for fact in facts[1:]:
         folder.apply(fact)
     return folder.finish(now)
 
