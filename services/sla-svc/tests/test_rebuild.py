@@ -285,6 +285,34 @@ def test_the_report_names_the_partitions_whose_first_records_are_gone():
     assert rebuild_module.records_gone(offsets) == {"itsm.cmdb.events[2]": 7, "itsm.incident.events[1]": 120}
 
 
+def test_the_replay_keeps_the_events_it_consumes_and_counts_the_invalid_ones():
+    """Each record's schema is looked up by its type and version headers once per pair met; a type sla-svc does
+    not consume is skipped, a record that is not a valid event of a type it consumes is counted as poison."""
+    from collections import namedtuple
+
+    from sla_svc.handlers import fact_of
+
+    Record = namedtuple("Record", "headers value")
+    opened = schemas.IncidentOpened(incident_id="i1", number="INC1", title="t", service_id="s1", impact=1, urgency=1,
+                                    priority=1, status="new", opened_at=datetime(2026, 11, 25, 9, tzinfo=UTC))
+
+    def record(event_type: str, value: bytes = opened.model_dump_json().encode(), version: bytes | None = b"1",
+               event_id: str | None = "e1") -> Record:
+        headers = [("ce_type", event_type.encode())] + ([("ce_id", event_id.encode())] if event_id else [])
+        return Record(headers + ([("ce_dataversion", version)] if version is not None else []), value)
+
+    replayed = rebuild_module.Replayed([], [])
+    for r in [record("itsm.incident.opened"), record("itsm.incident.opened", event_id="e2", version=None),
+              record("itsm.change.created"), record("itsm.incident.opened", version=b"9"),
+              record("itsm.incident.opened", version=b"one"), record("itsm.incident.opened", event_id=None),
+              record("itsm.incident.opened", value=b"{not json"), record("itsm.incident.opened", value=b"{}"),
+              record("itsm.change.created")]:
+        rebuild_module._take(replayed, r)
+    assert replayed.facts == [fact_of("e1", opened), fact_of("e2", opened)], "version 1 when the header is absent"
+    assert (replayed.records, replayed.poison) == (9, 5)
+    assert len(replayed.models) == 4, "one look-up per pair of headers met"
+
+
 def test_the_partitions_are_shared_out_by_their_records_the_biggest_first():
     sizes = {("a", 0): 100, ("a", 1): 90, ("a", 2): 80, ("b", 0): 0, ("b", 1): 5}
     assert shares(sizes, 2) == [[("a", 0), ("b", 1)], [("a", 1), ("a", 2)]]
