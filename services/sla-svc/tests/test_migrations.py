@@ -128,6 +128,12 @@ async def test_clock_states_become_text_without_the_plain_entry_names_and_back(s
                                               "FROM clocks WHERE id = :id"), {"id": clock_id})).one()
         return row[0], json.loads(row[1]), json.loads(row[2])
 
+    async def statistics_targets() -> set:
+        async with engine.connect() as conn:
+            return set((await conn.execute(sa.text(
+                "SELECT attstattarget FROM pg_attribute WHERE attrelid = CAST('clocks' AS regclass) "
+                "AND attname IN ('state', 'published')"))).scalars())
+
     try:
         await _to(engine, schema, "7a1d3e5b9c2f")
         await _agreement(engine)
@@ -142,6 +148,7 @@ async def test_clock_states_become_text_without_the_plain_entry_names_and_back(s
 
         await _to(engine, schema, "e8b3f0c6d1a4")
         assert (await stored("c1"))[0] == "text"
+        assert await statistics_targets() == {0}, "ANALYZE leaves the JSON text out"
         async with engine.begin() as conn:
             [read] = await repository.get_clocks(conn, ["c1"])
             assert (read.state, read.published) == (before.state, before.published), "states named before read alike"
@@ -155,6 +162,7 @@ async def test_clock_states_become_text_without_the_plain_entry_names_and_back(s
         await _to(engine, schema, "7a1d3e5b9c2f", down=True)
         assert await stored("c1") == ("json", named(before), sorted(before.published))
         assert await stored("c2") == ("json", named(after), sorted(after.published)), "every entry named again"
+        assert await statistics_targets() == {None}, "the default again"
     finally:
         async with engine.begin() as conn:
             await conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))

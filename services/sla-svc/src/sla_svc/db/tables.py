@@ -6,7 +6,6 @@ from sqlalchemy.dialects.postgresql import JSONB
 from itsm_runtime.service import platform_tables
 
 metadata = sa.MetaData()
-JSON_TEXT = {"json": True}  # a column's info: JSON kept as text, which no query looks into
 platform = platform_tables(metadata)
 
 agreements = sa.Table(
@@ -48,10 +47,10 @@ clocks = sa.Table(
     sa.Column("breached_at", sa.DateTime(timezone=True)),
     sa.Column("completed_at", sa.DateTime(timezone=True)),
     sa.Column("next_due_at", sa.DateTime(timezone=True)),
-    # JSON read and written whole, never queried: as text, which PostgreSQL neither parses (jsonb) nor checks (json)
-    sa.Column("state", sa.Text, nullable=False, info=JSON_TEXT),  # fold.ClockState.to_json(), timeline included
-    sa.Column("published", sa.Text, nullable=False, server_default=sa.text("'[]'"),
-              info=JSON_TEXT),  # timeline keys, a JSON list
+    # JSON read and written whole, never queried: as text, which PostgreSQL neither parses (jsonb) nor checks (json),
+    # without statistics (e8b3f0c6d1a4)
+    sa.Column("state", sa.Text, nullable=False),  # fold.ClockState.to_json(), timeline included
+    sa.Column("published", sa.Text, nullable=False, server_default=sa.text("'[]'")),  # timeline keys, a JSON list
     sa.Column("created_seq", sa.BigInteger, sa.Identity(), nullable=False, unique=True),
     sa.UniqueConstraint("agreement_id", "incident_id", "metric", "objective_id", name="uq_clock_per_target",
                         postgresql_nulls_not_distinct=True),
