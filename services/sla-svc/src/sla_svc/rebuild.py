@@ -311,13 +311,13 @@ def _take(replayed: Replayed, record) -> None:
     model = replayed.models.get(kind, _UNSEEN)
     if model is _UNSEEN:
         model = replayed.models[kind] = _model_of(*kind)
-    if model is None:
+    if model is None:  # a type sla-svc does not consume
         return
     try:
         if model is _NO_SCHEMA:
-            raise ValueError(f"no schema for {kind}")
+            raise LookupError(f"no schema for {kind}")
         event_id, data = headers["ce_id"].decode(), model.model_validate_json(record.value)
-    except (KeyError, ValueError):  # pydantic's ValidationError is a ValueError
+    except (LookupError, ValueError):  # a missing id (KeyError); pydantic's ValidationError is a ValueError
         replayed.poison += 1
         return
     if isinstance(data, schemas.ServiceAvailabilityChanged):
