@@ -63,7 +63,7 @@ class Entry:
     (and what it says, for a stop), never by its rank, which a late event stamped earlier would change.
 
     Its JSON leaves out the name when it is the one `entry_name` gives, which a reader derives again (all but a
-    `#n` name: a fifth of a state's bytes). The name is `_key`, which orjson does not write (it leaves out the
+    `#n` name: 15% of a state's bytes). The name is `_key`, which orjson does not write (it leaves out the
     attributes of a dataclass starting with "_"), and a `#n` name is also set as `key` in the instance's dict,
     which orjson does write (the property reads `_key`).
     (Not frozen, though never changed: a frozen dataclass sets each field through object.__setattr__, and a rebuild
