@@ -638,8 +638,7 @@ class Indexes:
 
     builds: list[str]
     constraints: list[str]
-    schema: str
-    tables: tuple[str, ...]
+    tables: list[str]  # "schema"."table"
     fill_factors: list[str] = field(default_factory=list)
 
 
@@ -678,7 +677,7 @@ async def _drop_indexes(conn, schema: str, tables: tuple[str, ...]) -> Indexes:
         constraints=[f'ALTER TABLE "{schema}"."{table}" ADD CONSTRAINT "{name}" '
                      + (f'{kinds[kind]} USING INDEX "{name}"' if kind in kinds else definition)
                      for table, name, kind, definition, _ in constraints],
-        schema=schema, tables=tables,
+        tables=[f'"{schema}"."{table}"' for table in tables],
         fill_factors=[f'ALTER TABLE "{schema}"."{table}" SET (fillfactor = {value})' for table, value in fill_factors])
 
 
@@ -708,13 +707,13 @@ async def _add_indexes(engine, indexes: Indexes, cores: int, steps: Steps) -> No
     # schema are planned for the tables' real contents: without them, an agreement's 100,000 clocks were read
     # through an index in random order (0.6 s) instead of by a scan.
     with steps.timed("  of which tables analyzed"):
-        await asyncio.gather(*(_analyze(engine, indexes.schema, table) for table in indexes.tables))
+        await asyncio.gather(*(_analyze(engine, table) for table in indexes.tables))
 
 
 STATISTICS_TARGET = 10  # rows sampled: 300 times this
 
 
-async def _analyze(engine, schema: str, table: str) -> None:
+async def _analyze(engine, table: str) -> None:
     """Statistics of the columns queries select rows by, from a sample of 3,000 rows.
 
     Enough to plan a scan or an index (how many rows a value has, the most common values), and cheap: of every
@@ -729,10 +728,10 @@ async def _analyze(engine, schema: str, table: str) -> None:
             "SELECT a.attname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
             "WHERE a.attrelid = CAST(:table AS regclass) AND a.attnum > 0 AND NOT a.attisdropped "
             "AND t.typname NOT IN ('json', 'jsonb', 'bytea') AND a.attstattarget IS DISTINCT FROM 0"),
-            {"table": f'"{schema}"."{table}"'})).scalars().all()
+            {"table": table})).scalars().all()
         names = ", ".join(f'"{column}"' for column in columns)
         await conn.execute(sa.text(f"SET LOCAL default_statistics_target = {STATISTICS_TARGET}"))
-        await conn.execute(sa.text(f'ANALYZE "{schema}"."{table}" ({names})'))
+        await conn.execute(sa.text(f"ANALYZE {table} ({names})"))
 
 
 async def _check_objectives(uow: UnitOfWork, calendars: CalendarStore, agreement, now: datetime) -> None:
