@@ -708,7 +708,10 @@ async def run_replay(incidents: int = REPLAY_INCIDENTS, profile: bool = False) -
     return result
 
 
-async def run_fold(incidents: int = 20_000, rounds: int = 5) -> dict:
+FOLD_INCIDENTS = 20_000
+
+
+async def run_fold(incidents: int = FOLD_INCIDENTS, rounds: int = 5) -> dict:
     """The replay's CPU per incident in this process, without Kafka or PostgreSQL: its two clocks folded
     (handlers.Clocks.fold, as a rebuild's worker calls it) and made into rows (published names, JSON), over the
     replay's incidents; the best of `rounds`, the garbage collector off as in the workers."""
@@ -771,7 +774,7 @@ async def main(argv: list[str] | None = None) -> None:
                                              in_process=args.in_process, profile=args.profile,
                                              spread=args.spread),
             "replay": lambda: run_replay(args.n or REPLAY_INCIDENTS, profile=args.profile),
-            "fold": lambda: run_fold(args.n or 20_000)}
+            "fold": lambda: run_fold(args.n or FOLD_INCIDENTS)}
     results = {}
     for name in (["clocks", "breaches", "replay"] if args.what == "all" else [args.what]):
         results[name] = await runs[name]()
