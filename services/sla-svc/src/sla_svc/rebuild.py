@@ -217,9 +217,8 @@ async def read_topics(bootstrap_servers: str, names, take: Callable[[list], None
         finally:
             # stopped (an error, a cancellation): the fetch under way ends before the client closes, its error
             # retrieved, rather than retrying on a closed client
-            if fetching is not None and not fetching.done():
-                fetching.cancel()
             if fetching is not None:
+                fetching.cancel()  # nothing, once it is done
                 await asyncio.gather(fetching, return_exceptions=True)
     finally:
         await client.close()
